@@ -1,0 +1,1 @@
+"""KBLaM for LangChain and LlamaIndex."""
