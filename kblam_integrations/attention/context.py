@@ -1,0 +1,88 @@
+"""Per-call state handed to the attention function: which knowledge tokens to use, what to record.
+
+A :class:`contextvars.ContextVar` carries it, so concurrent calls (threads, asyncio
+tasks) each see their own KB snapshot, and ``generate()`` needs no extra arguments:
+the knowledge tokens are supplied to every decoding step and never enter the KV cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping
+
+import torch
+
+
+@dataclass
+class KBAttentionRecord:
+    """What one KB layer saw during a call.
+
+    ``mass_sum[b, n]`` sums, over the valid query positions of every forward in the
+    call, the attention probability that knowledge token ``n`` received (averaged over
+    heads); ``rows[b]`` counts those positions. ``logits`` (only when asked for, used
+    by training) keeps the raw KB scores ``[B, H, q, N]`` of the latest forward.
+    """
+
+    mass_sum: torch.Tensor | None = None
+    rows: torch.Tensor | None = None
+    last_probs: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+    def mean_mass(self) -> torch.Tensor:
+        assert self.mass_sum is not None and self.rows is not None
+        return self.mass_sum / self.rows.clamp_min(1).unsqueeze(-1)
+
+
+@dataclass
+class KBContext:
+    """Knowledge tokens for one call.
+
+    keys/values: ``[N, n_kb_layers, H * head_dim]`` (N includes the null token if any).
+    ``kb_len`` is the number of real triples, used for the ``log(scale) - log(kb_len)``
+    shift. ``layer_map`` maps a decoder layer index to its slice ``j``.
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    layer_map: dict[int, int]
+    query_projections: "Mapping[int, torch.nn.Module]"
+    kb_len: int
+    kb_scale_factor: float | None = None
+    chunk_size: int = 4096
+    top_k: int | None = None
+    record: bool = False
+    keep_logits: bool = False
+    records: dict[int, KBAttentionRecord] = field(default_factory=dict)
+    # KB query states per layer, filled by the pre-attention hook of each KB layer.
+    kb_queries: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.keys.shape[0])
+
+    @property
+    def score_shift(self) -> float:
+        if self.kb_scale_factor is None:
+            return 0.0
+        return math.log(self.kb_scale_factor) - math.log(max(self.kb_len, 1))
+
+
+_ACTIVE: contextvars.ContextVar[KBContext | None] = contextvars.ContextVar("kblam_active_kb", default=None)
+
+
+def active_kb() -> KBContext | None:
+    """The KB of the current call, or None (then the model is exactly the base model)."""
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def use_kb(ctx: KBContext | None) -> Iterator[KBContext | None]:
+    """Run forwards / ``generate()`` with these knowledge tokens."""
+    token = _ACTIVE.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _ACTIVE.reset(token)
