@@ -1,0 +1,1 @@
+"""From triples to knowledge tokens: sentence encoder, linear adapters, KB manager."""

@@ -1,0 +1,1 @@
+"""KBLaMModel: a frozen HF decoder + trained knowledge adapters and KB query heads."""

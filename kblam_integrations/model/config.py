@@ -1,0 +1,109 @@
+"""``KBLaMConfig``: everything needed to rebuild a KBLaM model around its backbone."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question using your knowledge base."
+REFUSAL = "I'm sorry, I cannot find that information in the knowledge base."
+
+
+@dataclass
+class KBLaMConfig:
+    """Configuration of the KB-specific parts; the backbone and encoder are named, not stored.
+
+    ``kb_layer_frequency``: every k-th decoder layer (``layer_idx % k == 0``) is a KB layer.
+    ``kb_scale_factor``: KB scores are shifted by ``log(kb_scale_factor) - log(kb_len)``
+    so attention mass on the KB stays stable as it grows (None disables the shift).
+    ``retrieval_layers``: KB layers whose attention is used as the retrieval score
+    (None: the upper half of the KB layers, whose queries have read the question).
+    """
+
+    backbone: str = "smollm2"
+    encoder: str = "all-MiniLM-L6-v2"
+    num_hidden_layers: int = 30
+    hidden_size: int = 576
+    num_attention_heads: int = 9
+    head_dim: int = 64
+    encoder_dim: int = 384
+    kb_layer_frequency: int = 3
+    kb_scale_factor: float | None = 100.0
+    use_null_token: bool = True
+    retrieval_layers: list[int] | None = None
+    chunk_size: int = 4096
+    top_k_kb: int | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    refusal: str = REFUSAL
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("num_hidden_layers", "hidden_size", "num_attention_heads", "head_dim", "encoder_dim",
+                     "kb_layer_frequency", "chunk_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.kb_scale_factor is not None and not self.kb_scale_factor > 0:
+            raise ConfigError(f"kb_scale_factor must be positive or None, got {self.kb_scale_factor!r}")
+        if self.top_k_kb is not None and (not isinstance(self.top_k_kb, int) or self.top_k_kb <= 0):
+            raise ConfigError(f"top_k_kb must be a positive integer or None, got {self.top_k_kb!r}")
+        if self.retrieval_layers is not None:
+            bad = [l for l in self.retrieval_layers if l not in self.kb_layers]
+            if bad:
+                raise ConfigError(f"retrieval_layers {bad} are not KB layers {self.kb_layers}")
+
+    @property
+    def kb_layers(self) -> list[int]:
+        return [i for i in range(self.num_hidden_layers) if i % self.kb_layer_frequency == 0]
+
+    @property
+    def kb_dim(self) -> int:
+        return self.num_attention_heads * self.head_dim
+
+    @property
+    def score_layers(self) -> list[int]:
+        if self.retrieval_layers:
+            return list(self.retrieval_layers)
+        layers = self.kb_layers
+        return layers[len(layers) // 2:]
+
+    @classmethod
+    def for_backbone(cls, backbone_config: Any, *, backbone: str, encoder: str, encoder_dim: int, **overrides: Any) -> "KBLaMConfig":
+        """Derive the shape fields from a transformers config."""
+        heads = backbone_config.num_attention_heads
+        head_dim = getattr(backbone_config, "head_dim", None) or backbone_config.hidden_size // heads
+        return cls(backbone=backbone, encoder=encoder, num_hidden_layers=backbone_config.num_hidden_layers,
+                   hidden_size=backbone_config.hidden_size, num_attention_heads=heads, head_dim=head_dim,
+                   encoder_dim=encoder_dim, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "KBLaMConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown KBLaM config fields: {unknown}")
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "KBLaMConfig":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read KBLaM config {str(path)!r}: {exc}") from exc
+        return cls.from_dict(data)

@@ -1,0 +1,369 @@
+"""``KBLaMModel``: a frozen HF causal LM that attends to knowledge tokens.
+
+Only the adapters and the KB query heads are trained and saved (safetensors); the
+backbone and the sentence encoder are named in the config and loaded from where
+they live (wheel, local directory or local HF cache).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..attention.context import KBContext, use_kb
+from ..attention.injection import attention_modules, inject_kb_attention
+from ..encoding.adapters import KnowledgeAdapters
+from ..encoding.kb_encoder import KBEncoder
+from ..encoding.manager import KBManager, KBTokens
+from ..errors import ConfigError, KBValidationError, ModelNotFoundError
+from ..kb.knowledge_base import KnowledgeBase
+from ..kb.triple import Triple
+from .config import KBLaMConfig
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "kblam_adapters.safetensors"
+CONFIG_NAME = "kblam_config.json"
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "smollm2-135m-minilm"
+
+Messages = Sequence[dict[str, str]]
+KBLike = KnowledgeBase | KBManager | KBTokens | Iterable[Triple | dict | tuple] | None
+
+
+@dataclass
+class TripleScore:
+    """How much attention a triple received (mean KB attention mass over the retrieval layers)."""
+
+    triple: Triple
+    score: float
+
+
+@dataclass
+class GenerationResult:
+    """Output of :meth:`KBLaMModel.generate`."""
+
+    text: str
+    triples: tuple[Triple, ...] = ()
+    scores: torch.Tensor | None = None  # [N] per-triple retrieval score
+    layer_scores: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [N]
+    null_score: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    kb_version: int | None = None
+    mode: str = "kblam"
+
+    def top_k(self, k: int = 5) -> list[TripleScore]:
+        """The k triples that received the most attention, best first."""
+        if self.scores is None or not self.triples:
+            return []
+        k = min(k, len(self.triples))
+        vals, idx = torch.topk(self.scores, k)
+        return [TripleScore(self.triples[i], float(v)) for v, i in zip(vals.tolist(), idx.tolist())]
+
+
+def _query_weight(attn: nn.Module, kb_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The backbone's query projection (used to initialise the KB query head)."""
+    if hasattr(attn, "q_proj"):
+        return attn.q_proj.weight, attn.q_proj.bias
+    if hasattr(attn, "qkv_proj"):  # Phi-3 style fused projection
+        w = attn.qkv_proj.weight[:kb_dim]
+        b = attn.qkv_proj.bias[:kb_dim] if attn.qkv_proj.bias is not None else None
+        return w, b
+    raise ConfigError(f"{type(attn).__name__} has no q_proj/qkv_proj to initialise the KB query heads from")
+
+
+class KBLaMModel(nn.Module):
+    """Backbone (``.backbone``) + :class:`KnowledgeAdapters` + per-KB-layer query heads + :class:`KBEncoder`."""
+
+    def __init__(self, backbone: nn.Module, tokenizer: Any, config: KBLaMConfig, sentence_encoder: Any = None):
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.config = config
+        self.adapters = KnowledgeAdapters(config.encoder_dim, config.kb_dim, len(config.kb_layers), config.use_null_token)
+        modules = attention_modules(backbone)
+        heads = {}
+        for layer in config.kb_layers:
+            w, b = _query_weight(modules[layer], config.kb_dim)
+            lin = nn.Linear(w.shape[1], config.kb_dim, bias=b is not None)
+            with torch.no_grad():
+                lin.weight.copy_(w)
+                if b is not None:
+                    lin.bias.copy_(b)
+            heads[str(layer)] = lin
+        self.kb_queries = nn.ModuleDict(heads)
+        inject_kb_attention(backbone, config.kb_layers)
+        self.encoder = KBEncoder(sentence_encoder, self.adapters, encoder_name=config.encoder)
+        self._generate_lock = threading.Lock()
+        self.to(next(backbone.parameters()).device)
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, backbone: str | None = None,
+                        encoder: str | None = None, dtype: torch.dtype = torch.float32) -> "KBLaMModel":
+        """Load a trained KBLaM model.
+
+        With no ``path``, the shipped weights for the default stack (SmolLM2-135M-Instruct
+        + all-MiniLM-L6-v2) are used. ``backbone``/``encoder`` override the ones named in
+        the saved config (they must have the same shapes).
+        """
+        from .backbone import load_backbone
+        from ..encoding.sentence_encoder import load_sentence_encoder
+
+        wdir = Path(path) if path is not None else DEFAULT_WEIGHTS_DIR
+        if not (wdir / CONFIG_NAME).is_file():
+            if path is None:
+                raise ModelNotFoundError(
+                    f"no shipped KBLaM weights at {wdir}; train them with `kblam train` or use "
+                    "KBLaMModel.from_backbone() for an untrained model")
+            raise ModelNotFoundError(f"{str(wdir)!r} is not a KBLaM checkpoint (missing {CONFIG_NAME})")
+        config = KBLaMConfig.load(wdir / CONFIG_NAME)
+        if backbone is not None:
+            config.backbone = str(backbone)
+        if encoder is not None:
+            config.encoder = str(encoder)
+        model_bb, tokenizer = load_backbone(config.backbone, dtype=dtype)
+        st = load_sentence_encoder(config.encoder)
+        model = cls(model_bb, tokenizer, config, st)
+        model.load_trainable(wdir / WEIGHTS_NAME)
+        return model
+
+    @classmethod
+    def from_backbone(cls, backbone: str | None = None, encoder: str | None = None, *,
+                      dtype: torch.dtype = torch.float32, **config_overrides: Any) -> "KBLaMModel":
+        """A fresh (untrained) KBLaM model around any backbone + sentence encoder."""
+        from .backbone import load_backbone
+        from ..encoding.sentence_encoder import load_sentence_encoder
+        from ..settings import DEFAULT_BACKBONE, DEFAULT_ENCODER
+
+        model_bb, tokenizer = load_backbone(backbone, dtype=dtype)
+        st = load_sentence_encoder(encoder)
+        config = KBLaMConfig.for_backbone(
+            model_bb.config, backbone=str(backbone or DEFAULT_BACKBONE), encoder=str(encoder or DEFAULT_ENCODER),
+            encoder_dim=st.get_sentence_embedding_dimension(), **config_overrides)
+        return cls(model_bb, tokenizer, config, st)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what KBLaM trains: adapters and KB query heads."""
+        sd = {f"adapters.{k}": v for k, v in self.adapters.state_dict().items()}
+        sd.update({f"kb_queries.{k}": v for k, v in self.kb_queries.state_dict().items()})
+        return sd
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.adapters.parameters()) + list(self.kb_queries.parameters())
+
+    def save_pretrained(self, directory: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> Path:
+        """Write ``kblam_config.json`` + adapter-only ``kblam_adapters.safetensors`` (fp16 by default)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().to(dtype).contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        tmp = directory / f".{WEIGHTS_NAME}.tmp"
+        save_file(tensors, str(tmp), metadata={"format": "kblam-adapters/1", "backbone": self.config.backbone,
+                                               "encoder": self.config.encoder})
+        os.replace(tmp, directory / WEIGHTS_NAME)
+        self.config.save(directory / CONFIG_NAME)
+        return directory
+
+    def load_trainable(self, file: str | os.PathLike) -> None:
+        """Load adapter/query-head weights (safetensors only; shapes must match)."""
+        try:
+            tensors = load_file(str(file))
+        except Exception as exc:  # noqa: BLE001
+            raise ModelNotFoundError(f"cannot read KBLaM weights {str(file)!r}: {exc}") from exc
+        own = self.trainable_state_dict()
+        missing = sorted(set(own) - set(tensors))
+        unexpected = sorted(set(tensors) - set(own))
+        if missing or unexpected:
+            raise ConfigError(f"KBLaM weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for k, v in tensors.items():
+            if v.shape != own[k].shape:
+                raise ConfigError(f"KBLaM weight {k!r} has shape {tuple(v.shape)}, model expects {tuple(own[k].shape)}")
+        with torch.no_grad():
+            for k, v in tensors.items():
+                own[k].copy_(v.to(own[k].dtype))
+
+    # ---------------------------------------------------------------- KB plumbing
+    def kb_manager(self, kb: KnowledgeBase | None = None) -> KBManager:
+        """A :class:`KBManager` tracking ``kb`` with this model's encoder."""
+        return KBManager(kb, self.encoder)
+
+    def encode_kb(self, kb: KBLike) -> KBTokens | None:
+        """Turn any KB-like input into a consistent :class:`KBTokens` snapshot (None for no KB)."""
+        if kb is None:
+            return None
+        if isinstance(kb, KBTokens):
+            return kb
+        if isinstance(kb, KBManager):
+            return kb.snapshot()
+        if isinstance(kb, KnowledgeBase):
+            version, triples = kb.snapshot()
+        else:
+            triples = tuple(KnowledgeBase(kb))
+            version = None
+        keys, values = self.encoder.encode(triples)
+        return KBTokens(version if version is not None else -1, triples, keys, values)
+
+    def kb_context(self, tokens: KBTokens | None, *, record: bool = False, keep_logits: bool = False,
+                   top_k: int | None = None) -> KBContext | None:
+        """The attention context for these tokens (None when the KB is empty: exact base model)."""
+        if tokens is None or len(tokens) == 0:
+            return None
+        keys, values = tokens.keys, tokens.values
+        null = self.adapters.null_token()
+        if null is not None:
+            keys = torch.cat([keys, null[0].to(keys.dtype)])
+            values = torch.cat([values, null[1].to(values.dtype)])
+        device = next(self.backbone.parameters()).device
+        return KBContext(
+            keys=keys.to(device), values=values.to(device),
+            layer_map={l: j for j, l in enumerate(self.config.kb_layers)},
+            query_projections={int(k): v for k, v in self.kb_queries.items()},
+            kb_len=len(tokens), kb_scale_factor=self.config.kb_scale_factor, chunk_size=self.config.chunk_size,
+            top_k=top_k if top_k is not None else self.config.top_k_kb, record=record, keep_logits=keep_logits,
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                kb: KBTokens | None = None, *, context: KBContext | None = None, **kwargs: Any):
+        """Backbone forward with knowledge tokens (``context`` overrides ``kb``)."""
+        ctx = context if context is not None else self.kb_context(kb)
+        with use_kb(ctx):
+            return self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    # ------------------------------------------------------------------ prompting
+    def messages_for(self, prompt_or_messages: str | Messages) -> list[dict[str, str]]:
+        """Normalise a string or chat messages; adds the default system prompt if none is given."""
+        if isinstance(prompt_or_messages, str):
+            messages = [{"role": "user", "content": prompt_or_messages}]
+        else:
+            messages = [dict(m) for m in prompt_or_messages]
+        if not messages:
+            raise KBValidationError("at least one message is required", field="messages")
+        for i, m in enumerate(messages):
+            if not isinstance(m.get("content"), str):
+                raise KBValidationError("message content must be a string", record=f"message #{i}", field="content")
+            if m.get("role") not in ("system", "user", "assistant"):
+                raise KBValidationError(f"unknown role {m.get('role')!r}", record=f"message #{i}", field="role")
+        if messages[0]["role"] != "system" and self.config.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.config.system_prompt})
+        return messages
+
+    def prompt_ids(self, prompt_or_messages: str | Messages) -> torch.Tensor:
+        """Token ids of the chat-formatted prompt, ending with the assistant header."""
+        messages = self.messages_for(prompt_or_messages)
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)["input_ids"]
+        return ids.to(next(self.backbone.parameters()).device)
+
+    # ----------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(self, prompt_or_messages: str | Messages, kb: KBLike = None, *, max_new_tokens: int = 64,
+                 temperature: float = 0.0, stop: Sequence[str] | None = None, streamer: Any = None,
+                 mode: str = "kblam", grounded_k: int = 3, top_k_kb: int | None = None,
+                 seed: int | None = None) -> GenerationResult:
+        """Answer with knowledge tokens in attention.
+
+        ``mode="kblam"``: pure KBLaM (the KB never enters the prompt).
+        ``mode="grounded"``: a first pass uses KBLaM's attention to pick the ``grounded_k``
+        best triples and places their text in the prompt (exact values; O(k) prompt cost);
+        if the learned null token outweighs every triple, the model refuses.
+        """
+        if mode not in ("kblam", "grounded"):
+            raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
+        if max_new_tokens <= 0:
+            raise ConfigError(f"max_new_tokens must be positive, got {max_new_tokens!r}")
+        tokens = self.encode_kb(kb)
+        messages = self.messages_for(prompt_or_messages)
+        if mode == "grounded":
+            return self._generate_grounded(messages, tokens, max_new_tokens=max_new_tokens, temperature=temperature,
+                                           stop=stop, streamer=streamer, k=grounded_k, top_k_kb=top_k_kb, seed=seed)
+        return self._generate(messages, tokens, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop,
+                              streamer=streamer, top_k_kb=top_k_kb, seed=seed)
+
+    def _generate(self, messages, tokens, *, max_new_tokens, temperature, stop, streamer, top_k_kb, seed,
+                  use_kb_tokens: bool = True) -> GenerationResult:
+        ids = self.prompt_ids(messages)
+        ctx = self.kb_context(tokens, record=True, top_k=top_k_kb) if use_kb_tokens else None
+        gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+        if temperature and temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=float(temperature))
+            if seed is not None:
+                torch.manual_seed(seed)
+        else:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            gen_kwargs["stop_strings"] = list(stop)
+            gen_kwargs["tokenizer"] = self.tokenizer
+        if streamer is not None:
+            gen_kwargs["streamer"] = streamer
+        with use_kb(ctx):
+            out = self.backbone.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
+        new = out[0, ids.shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        if stop:
+            cut = [text.find(s) for s in stop if s in text]
+            if cut:
+                text = text[: min(cut)]
+        result = GenerationResult(text=text.strip(), prompt_tokens=int(ids.shape[1]), completion_tokens=int(new.shape[0]))
+        if tokens is not None:
+            result.triples = tokens.triples
+            result.kb_version = tokens.version
+        if ctx is not None:
+            self._fill_scores(result, ctx)
+        return result
+
+    def _fill_scores(self, result: GenerationResult, ctx: KBContext) -> None:
+        n = ctx.kb_len
+        layers = [l for l in self.config.score_layers if l in ctx.records]
+        for layer, rec in ctx.records.items():
+            result.layer_scores[layer] = rec.mean_mass()[0].float().cpu()
+        if layers:
+            stacked = torch.stack([result.layer_scores[l] for l in layers]).mean(0)
+            result.scores = stacked[:n]
+            result.null_score = float(stacked[n]) if stacked.shape[0] > n else 0.0
+
+    def retrieve(self, question: str | Messages, kb: KBLike, k: int = 5) -> tuple[list[TripleScore], float]:
+        """Rank triples for a question by KB attention in one prefill pass; returns (top-k, null score)."""
+        tokens = self.encode_kb(kb)
+        if tokens is None or len(tokens) == 0:
+            return [], 0.0
+        ids = self.prompt_ids(question)
+        ctx = self.kb_context(tokens, record=True)
+        with torch.no_grad(), use_kb(ctx):
+            self.backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
+        result = GenerationResult(text="", triples=tokens.triples)
+        self._fill_scores(result, ctx)
+        return result.top_k(k), result.null_score
+
+    def _generate_grounded(self, messages, tokens, *, k, **kwargs) -> GenerationResult:
+        if tokens is None or len(tokens) == 0:
+            res = self._generate(messages, None, **kwargs)
+            res.mode = "grounded"
+            return res
+        top, null = self.retrieve(messages, tokens, k=k)
+        if top and null > top[0].score:
+            res = GenerationResult(text=self.config.refusal, triples=tokens.triples, null_score=null,
+                                   kb_version=tokens.version, mode="grounded")
+            if kwargs.get("streamer") is not None:
+                kwargs["streamer"].put(torch.tensor(self.tokenizer.encode(self.config.refusal)))
+                kwargs["streamer"].end()
+            return res
+        facts = "\n".join(f"- {s.triple.property} of {s.triple.name}: {s.triple.value}" for s in top)
+        grounded = [dict(m) for m in messages]
+        last_user = max(i for i, m in enumerate(grounded) if m["role"] == "user") if any(
+            m["role"] == "user" for m in grounded) else len(grounded) - 1
+        grounded[last_user]["content"] = f"Facts:\n{facts}\n\nQuestion: {grounded[last_user]['content']}"
+        res = self._generate(grounded, None, use_kb_tokens=False, **kwargs)
+        res.triples = tuple(s.triple for s in top)
+        res.scores = torch.tensor([s.score for s in top])
+        res.null_score = null
+        res.kb_version = tokens.version
+        res.mode = "grounded"
+        return res
