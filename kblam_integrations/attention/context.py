@@ -20,9 +20,10 @@ import torch
 class KBAttentionRecord:
     """What one KB layer saw during a call.
 
-    ``mass_sum[b, n]`` sums, over the valid query positions of every forward in the
-    call, the attention probability that knowledge token ``n`` received (averaged over
-    heads); ``rows[b]`` counts those positions. ``logits`` (only when asked for, used
+    ``mass_sum[b, n]`` sums, over every forward in the call, the attention probability
+    that knowledge token ``n`` received (averaged over heads) at the *last* query
+    position, i.e. at each position that predicts a generated token (the end of the
+    prompt, then every decoding step); ``rows[b]`` counts those forwards. ``logits`` (only when asked for, used
     by training) keeps the raw KB scores ``[B, H, q, N]`` of the latest forward.
     """
 
@@ -55,6 +56,8 @@ class KBContext:
     top_k: int | None = None
     record: bool = False
     keep_logits: bool = False
+    # Training: compute KB queries from detached hidden states (no backprop into the backbone).
+    detach_query_input: bool = False
     records: dict[int, KBAttentionRecord] = field(default_factory=dict)
     # KB query states per layer, filled by the pre-attention hook of each KB layer.
     kb_queries: dict[int, torch.Tensor] = field(default_factory=dict)

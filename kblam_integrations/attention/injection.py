@@ -70,9 +70,20 @@ def _make_attention(base: str):
         if ctx.record or ctx.keep_logits:
             record = ctx.records.setdefault(layer, KBAttentionRecord())
         scale = scaling if scaling is not None else d ** -0.5
+        kb_keys, kb_values = ctx.keys[:, j].view(n, h, d), ctx.values[:, j].view(n, h, d)
+        if ctx.detach_query_input:
+            # Retrieval training: the backbone runs without autograd; only the KB logits
+            # (query head x key adapter) keep a graph.
+            with torch.no_grad():
+                out = rectangular_attention(query, key, value, attention_mask, scale, kb_query.detach(),
+                                            kb_keys.detach(), kb_values.detach(), score_shift=ctx.score_shift,
+                                            chunk_size=ctx.chunk_size, top_k=ctx.top_k)
+            if record is not None:
+                with torch.enable_grad():
+                    record.logits = torch.einsum("bhqd,nhd->bhqn", kb_query.float(), kb_keys.float()) * scale + ctx.score_shift
+            return out, None
         out = rectangular_attention(
-            query, key, value, attention_mask, scale, kb_query,
-            ctx.keys[:, j].view(n, h, d), ctx.values[:, j].view(n, h, d),
+            query, key, value, attention_mask, scale, kb_query, kb_keys, kb_values,
             score_shift=ctx.score_shift, chunk_size=ctx.chunk_size, top_k=ctx.top_k,
             record=record, keep_logits=ctx.keep_logits,
         )
@@ -104,7 +115,11 @@ def _kb_query_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         return None
     hidden = kwargs.get("hidden_states", args[0] if args else None)
     proj = ctx.query_projections[module.layer_idx]
-    q = proj(hidden.to(proj.weight.dtype))
+    if ctx.detach_query_input:
+        with torch.enable_grad():
+            q = proj(hidden.detach().to(proj.weight.dtype))
+    else:
+        q = proj(hidden.to(proj.weight.dtype))
     b, s = hidden.shape[:2]
     ctx.kb_queries[module.layer_idx] = q.view(b, s, -1, module.head_dim).transpose(1, 2)
     return None

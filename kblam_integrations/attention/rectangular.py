@@ -96,8 +96,6 @@ def rectangular_attention(
 
     v_text = _repeat_kv(value, groups).float()
     out = torch.matmul(torch.exp(t_scores - lse), v_text)  # [B,H,q,D]
-    valid = torch.isfinite(t_scores).any(dim=-1)  # [B,H,q]: padded query rows see no text
-    row_valid = valid[:, 0]  # [B,q]
     mass_parts = []
     for lo in range(0, n, chunk_size if not single else max(n, 1)):
         hi = min(n, lo + (chunk_size if not single else n))
@@ -105,9 +103,9 @@ def rectangular_attention(
         p = torch.exp(s - lse)  # [B,H,q,c]
         out = out + torch.einsum("bhqn,nhd->bhqd", p, kv_[lo:hi].float())
         if record is not None:
-            mass_parts.append(p.detach().mean(dim=1))  # [B,q,c]
+            mass_parts.append(p[:, :, -1:].detach().mean(dim=1))  # [B,1,c]: last row only
     if record is not None:
-        _accumulate(record, torch.cat(mass_parts, dim=-1), row_valid)
+        _accumulate(record, torch.cat(mass_parts, dim=-1))
     return out.to(out_dtype).transpose(1, 2).contiguous()
 
 
@@ -135,20 +133,18 @@ def _top_k_attention(t_scores, value, groups, qk, kk, kv_, kb_chunk_scores, n, t
     sel = sel.view(h, b, q, k, -1).permute(1, 0, 2, 3, 4)  # [B,H,q,k,D]
     out = out + (p.unsqueeze(-1) * sel).sum(dim=-2)
     if record is not None:
-        dense = torch.zeros(b, h, q, n, dtype=p.dtype, device=p.device).scatter_(-1, best_i, p)
-        _accumulate(record, dense.mean(dim=1), torch.isfinite(t_scores).any(dim=-1)[:, 0])
+        dense = torch.zeros(b, h, 1, n, dtype=p.dtype, device=p.device).scatter_(-1, best_i[:, :, -1:], p[:, :, -1:])
+        _accumulate(record, dense.mean(dim=1))
     return out.to(out_dtype).transpose(1, 2).contiguous()
 
 
-def _accumulate(record: KBAttentionRecord, mass: torch.Tensor, row_valid: torch.Tensor) -> None:
-    """Add ``mass [B,q,N]`` over valid query rows into the record (float32, on CPU-friendly shapes)."""
-    w = row_valid.to(mass.dtype).unsqueeze(-1)
-    summed = (mass * w).sum(dim=1)  # [B,N]
-    rows = row_valid.sum(dim=1).to(mass.dtype)  # [B]
-    last = mass[:, -1]
-    if record.mass_sum is None or record.mass_sum.shape != summed.shape:
-        record.mass_sum, record.rows = summed, rows
+def _accumulate(record: KBAttentionRecord, mass: torch.Tensor) -> None:
+    """Add the KB attention of the last query row (the position that predicts the next token)."""
+    last = mass[:, -1].float()  # [B, N]
+    if record.mass_sum is None or record.mass_sum.shape != last.shape:
+        record.mass_sum = last
+        record.rows = torch.ones(last.shape[0], dtype=last.dtype, device=last.device)
     else:
-        record.mass_sum = record.mass_sum + summed
-        record.rows = record.rows + rows
+        record.mass_sum = record.mass_sum + last
+        record.rows = record.rows + 1
     record.last_probs = last

@@ -342,6 +342,38 @@ class KBLaMModel(nn.Module):
         self._fill_scores(result, ctx)
         return result.top_k(k), result.null_score
 
+    @torch.no_grad()
+    def retrieve_batch(self, questions: Sequence[str | Messages], kb: KBLike, *, batch_size: int = 16
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Retrieval scores for many questions against one KB: ``([Q, N] scores, [Q] null scores)``.
+
+        One left-padded prefill per batch; the score of a triple is its attention mass at the
+        last prompt position, averaged over heads and retrieval layers.
+        """
+        tokens = self.encode_kb(kb)
+        n = len(tokens) if tokens is not None else 0
+        if n == 0:
+            return torch.zeros(len(questions), 0), torch.zeros(len(questions))
+        device = next(self.backbone.parameters()).device
+        all_scores, all_null = [], []
+        for lo in range(0, len(questions), batch_size):
+            seqs = [self.prompt_ids(q)[0] for q in questions[lo:lo + batch_size]]
+            width = max(len(x) for x in seqs)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long, device=device)
+            mask = torch.zeros_like(ids)
+            for i, x in enumerate(seqs):
+                ids[i, width - len(x):] = x
+                mask[i, width - len(x):] = 1
+            ctx = self.kb_context(tokens, record=True)
+            with use_kb(ctx):
+                self.backbone(input_ids=ids, attention_mask=mask)
+            layers = [l for l in self.config.score_layers if l in ctx.records]
+            mass = torch.stack([ctx.records[l].mean_mass() for l in layers]).mean(0).float().cpu()
+            all_scores.append(mass[:, :n])
+            all_null.append(mass[:, n] if mass.shape[1] > n else torch.zeros(mass.shape[0]))
+        return torch.cat(all_scores), torch.cat(all_null)
+
     def _generate_grounded(self, messages, tokens, *, k, **kwargs) -> GenerationResult:
         if tokens is None or len(tokens) == 0:
             res = self._generate(messages, None, **kwargs)

@@ -1,0 +1,1 @@
+"""Training KBLaM adapters: synthetic data, trainer, evaluation."""

@@ -1,0 +1,345 @@
+"""Train KBLaM's adapters and KB query heads on synthetic KB question answering.
+
+Why two losses: with the language-model loss alone, retrieval does not emerge in a few
+thousand CPU steps (the model learns the answer template, not which triple to read).
+So besides the paper's LM loss on answer tokens only, an auxiliary cross-entropy pulls
+the KB attention logits of the answer-predicting positions, in the retrieval layers,
+towards the asked triple(s) — or towards the learned null token when the KB cannot
+answer. Training runs in phases (see :class:`Phase`): a cheap retrieval phase
+(forward only through the frozen backbone, gradients only into the KB query heads and
+key adapter) and a joint phase (LM + auxiliary loss, all trainable parts), with a
+curriculum over KB size.
+
+Runs through HF ``accelerate``: ``kblam train cfg.json`` on a CPU, ``accelerate launch``
+on several GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from ..attention.context import use_kb
+from ..encoding.manager import KBTokens
+from ..errors import ConfigError
+from ..kb.triple import Triple
+
+
+@dataclass
+class Phase:
+    """One stage of training.
+
+    ``lm_weight`` 0 means prompt-only forward passes (no answer tokens) and hidden
+    states detached before the KB query heads: the backbone is never back-propagated.
+    """
+
+    name: str
+    steps: int
+    lm_weight: float = 1.0
+    aux_weight: float = 1.0
+    batch_size: int = 8
+    kb_sizes: list[int] = field(default_factory=lambda: [10, 25, 50, 100])
+    lr: float = 1e-3
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/kblam"
+    backbone: str | None = None
+    encoder: str | None = None
+    seed: int = 0
+    train_entities: int = 2500
+    questions: int = 12000
+    refusal_fraction: float = 0.2
+    max_answer_tokens: int = 48
+    grad_accum: int = 1
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    log_every: int = 10
+    checkpoint_every: int = 100
+    phases: list[Phase] = field(default_factory=lambda: [
+        Phase("retrieval", steps=600, lm_weight=0.0, aux_weight=1.0, batch_size=32, kb_sizes=[16, 32, 64, 128], lr=2e-3),
+        Phase("joint", steps=400, lm_weight=1.0, aux_weight=1.0, batch_size=8, kb_sizes=[16, 32, 64], lr=5e-4),
+    ])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read training config {str(path)!r}: {exc}") from exc
+        phases = [Phase(**p) for p in data.pop("phases", [])] or None
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config fields: {unknown}")
+        cfg = cls(**data)
+        if phases:
+            cfg.phases = phases
+        return cfg
+
+    @property
+    def total_steps(self) -> int:
+        return sum(p.steps for p in self.phases)
+
+
+class TrainingData:
+    """A pool of training triples with cached sentence embeddings and questions about them."""
+
+    def __init__(self, cfg: TrainConfig, model, cache: Path):
+        from .synthetic import SyntheticKBGenerator
+
+        gen = SyntheticKBGenerator(split="train", seed=cfg.seed)
+        self.triples: list[Triple] = gen.make_kb(cfg.train_entities)
+        self.index = {t.id: i for i, t in enumerate(self.triples)}
+        self.by_name: dict[str, list[int]] = {}
+        for i, t in enumerate(self.triples):
+            self.by_name.setdefault(t.name, []).append(i)
+        self.questions = gen.make_questions(self.triples, cfg.questions)
+        self.refusal = gen_refusal()
+        emb_file = cache / f"embeddings-{cfg.seed}-{cfg.train_entities}.safetensors"
+        if emb_file.is_file():
+            from safetensors.torch import load_file
+
+            emb = load_file(str(emb_file))
+            self.key_emb, self.value_emb = emb["key"], emb["value"]
+        else:
+            from safetensors.torch import save_file
+
+            self.key_emb, self.value_emb = model.encoder.embed_triples(self.triples, show_progress=True)
+            cache.mkdir(parents=True, exist_ok=True)
+            tmp = emb_file.with_suffix(".tmp")
+            save_file({"key": self.key_emb.contiguous(), "value": self.value_emb.contiguous()}, str(tmp))
+            os.replace(tmp, emb_file)
+
+    def batch(self, rng: random.Random, batch_size: int, kb_size: int, refusal_fraction: float):
+        """Sample questions and one shared KB: the asked triples + random distractors.
+
+        Some answerable questions are turned into refusals by leaving their triples out
+        of the KB ("entity or property not in the KB").
+        """
+        examples = rng.sample(self.questions, batch_size)
+        items = []
+        kb_rows: set[int] = set()
+        banned: set[int] = set()
+        for ex in examples:
+            rows = [self.index[t.id] for t in ex.triples if t.id in self.index]
+            if rows and rng.random() < refusal_fraction:
+                banned.update(rows)
+                items.append((ex.question, self.refusal, []))
+            elif rows:
+                kb_rows.update(rows)
+                items.append((ex.question, ex.answer, rows))
+            else:
+                items.append((ex.question, ex.answer, []))
+        # unanswerable questions must stay unanswerable: never add triples they ask about
+        for ex in examples:
+            for name, prop in getattr(ex, "asked", ()):
+                for r in self.by_name.get(name, ()):
+                    if self.triples[r].property == prop and r not in kb_rows:
+                        banned.add(r)
+        target = max(kb_size, len(kb_rows))
+        tries = 0
+        while len(kb_rows) < target and tries < 20 * target:
+            r = rng.randrange(len(self.triples))
+            if r not in banned:
+                kb_rows.add(r)
+            tries += 1
+        rows = sorted(kb_rows)
+        rng.shuffle(rows)
+        pos = {r: i for i, r in enumerate(rows)}
+        return [(q, a, [pos[r] for r in rs]) for q, a, rs in items], rows
+
+
+def gen_refusal() -> str:
+    from .synthetic import REFUSAL
+
+    return REFUSAL
+
+
+def _tokenize(model, items, with_answers: bool, max_answer_tokens: int):
+    """Right-padded ids, mask, labels (answer tokens only) and the answer-predicting positions."""
+    tok = model.tokenizer
+    end = tok.eos_token or ""
+    seqs, label_masks, pred_positions = [], [], []
+    for question, answer, _ in items:
+        prompt = model.prompt_ids(question)[0].tolist()
+        ans = tok(answer + end, add_special_tokens=False)["input_ids"][:max_answer_tokens] if with_answers else []
+        seqs.append(prompt + ans)
+        label_masks.append([0] * len(prompt) + [1] * len(ans))
+        # positions whose next-token prediction is an answer token (incl. the last prompt token)
+        pred_positions.append(list(range(len(prompt) - 1, len(prompt) - 1 + max(len(ans), 1))))
+    width = max(len(s) for s in seqs)
+    pad = tok.pad_token_id
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    pred = torch.zeros(len(seqs), width, dtype=torch.bool)
+    for i, (s, lm, pp) in enumerate(zip(seqs, label_masks, pred_positions)):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+        lab = torch.tensor([t if m else -100 for t, m in zip(s, lm)])
+        labels[i, : len(s)] = lab
+        pred[i, pp] = True
+    return ids, mask, labels, pred
+
+
+def aux_retrieval_loss(records, layers, targets, pred, n_triples: int):
+    """Cross-entropy of KB attention logits towards the asked triples (or the null token).
+
+    ``records[layer].logits``: ``[B, H, T, N+1]`` (last column = null token).
+    ``targets``: per example a list of triple columns (empty -> null).
+    Returns (loss, top-1 accuracy at the last prompt position).
+    """
+    b = len(targets)
+    dist = torch.zeros(b, n_triples + 1)
+    for i, rows in enumerate(targets):
+        if rows:
+            dist[i, rows] = 1.0 / len(rows)
+        else:
+            dist[i, n_triples] = 1.0
+    losses, correct = [], 0.0
+    first_pos = pred.float().argmax(dim=1)  # last prompt token
+    for layer in layers:
+        logits = records[layer].logits  # [B,H,T,N+1]
+        dist_l = dist.to(logits.device)
+        logp = F.log_softmax(logits.float(), dim=-1)
+        ce = -(logp * dist_l[:, None, None, :]).sum(-1)  # [B,H,T]
+        w = pred.to(logits.device)[:, None, :].float()
+        losses.append((ce * w).sum() / (w.sum() * logits.shape[1]).clamp_min(1))
+        probs_last = logp.exp()[torch.arange(b), :, first_pos.to(logits.device)].mean(1)  # [B,N+1]
+        correct += (dist_l.gather(1, probs_last.argmax(-1, keepdim=True)).squeeze(1) > 0).float().mean().item()
+    return torch.stack(losses).mean(), correct / max(len(layers), 1)
+
+
+def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Path:
+    """Run (or resume) training; returns the directory holding the final checkpoint.
+
+    Resuming restores the trained weights, the step and the learning-rate schedule; the
+    AdamW moments restart (they would need pickle to save, which this project avoids).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    from ..model.kblam_model import KBLaMModel
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    set_seed(cfg.seed)
+    model = KBLaMModel.from_backbone(cfg.backbone, cfg.encoder)
+    state_file = out / "checkpoint" / "trainer_state.json"
+    step = 0
+    if resume and state_file.is_file():
+        model.load_trainable(out / "checkpoint" / "kblam_adapters.safetensors")
+        step = json.loads(state_file.read_text())["step"]
+    data = TrainingData(cfg, model, out / "cache")
+    params = model.trainable_parameters()
+    for p in params:
+        p.requires_grad_(True)
+    model.to(accelerator.device)
+    log_f = open(out / "train_log.jsonl", "a")
+    bar = tqdm(total=cfg.total_steps, initial=step, disable=not progress or not accelerator.is_main_process,
+               desc="kblam train")
+    running_acc, running_loss = None, None
+    start_time, start_step = time.time(), step
+    phase_start = 0
+    for phase in cfg.phases:
+        phase_end = phase_start + phase.steps
+        if step >= phase_end:
+            phase_start = phase_end
+            continue
+        # fresh optimizer per phase (phases train different subsets at different rates)
+        trainable = params if phase.lm_weight > 0 else (
+            list(model.kb_queries.parameters()) + [model.adapters.key.weight]
+            + ([model.adapters.null_key] if model.adapters.use_null_token else []))
+        opt = torch.optim.AdamW(trainable, lr=phase.lr, weight_decay=cfg.weight_decay)
+        warm = max(1, int(cfg.warmup_ratio * phase.steps))
+
+        def lr_lambda(s: int, warm=warm, total=phase.steps) -> float:
+            if s < warm:
+                return (s + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        for _ in range(step - phase_start):
+            sched.step()
+        opt, sched = accelerator.prepare(opt, sched)
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        while step < phase_end:
+            frac = (step - phase_start) / max(1, phase.steps)
+            kb_size = phase.kb_sizes[min(len(phase.kb_sizes) - 1, int(frac * len(phase.kb_sizes)))]
+            items, rows = data.batch(rng, phase.batch_size, kb_size, cfg.refusal_fraction)
+            with_answers = phase.lm_weight > 0
+            ids, mask, labels, pred = _tokenize(model, items, with_answers, cfg.max_answer_tokens)
+            ids, mask, labels = ids.to(accelerator.device), mask.to(accelerator.device), labels.to(accelerator.device)
+            idx = torch.tensor(rows)
+            with accelerator.accumulate(model):
+                keys, values = model.adapters(data.key_emb[idx].to(accelerator.device),
+                                              data.value_emb[idx].to(accelerator.device))
+                tokens = KBTokens(-1, tuple(data.triples[r] for r in rows), keys, values)
+                ctx = model.kb_context(tokens, keep_logits=True)
+                ctx.detach_query_input = not with_answers
+                decoder = model.backbone.get_decoder()
+                with use_kb(ctx), torch.set_grad_enabled(with_answers):
+                    hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                aux, acc = aux_retrieval_loss(ctx.records, model.config.score_layers, [r for _, _, r in items], pred,
+                                              len(rows))
+                loss = phase.aux_weight * aux
+                lm = torch.tensor(0.0)
+                if with_answers:
+                    # LM head only where an answer token is predicted (answer-only loss, and cheap)
+                    target = labels[:, 1:]
+                    sel = target != -100
+                    logits = model.backbone.lm_head(hidden[:, :-1][sel]).float()
+                    lm = F.cross_entropy(logits, target[sel])
+                    loss = loss + phase.lm_weight * lm
+                accelerator.backward(loss)
+                if accelerator.num_processes > 1:  # the backbone is not DDP-wrapped: sync KBLaM grads by hand
+                    for p in trainable:
+                        if p.grad is not None:
+                            p.grad = accelerator.reduce(p.grad, reduction="mean")
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+            step += 1
+            running_acc = acc if running_acc is None else 0.95 * running_acc + 0.05 * acc
+            running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
+            bar.update(1)
+            bar.set_postfix(phase=phase.name, loss=f"{running_loss:.3f}", acc=f"{running_acc:.2f}", kb=kb_size)
+            if step % cfg.log_every == 0:
+                rate = (step - start_step) / max(1e-9, time.time() - start_time)
+                log_f.write(json.dumps({"step": step, "phase": phase.name, "kb_size": kb_size, "loss": loss.item(),
+                                        "aux": aux.item(), "lm": lm.item(), "retrieval_acc": acc,
+                                        "running_acc": running_acc, "steps_per_s": rate,
+                                        "lr": sched.get_last_lr()[0]}) + "\n")
+                log_f.flush()
+            if step % cfg.checkpoint_every == 0 or step == phase_end:
+                _checkpoint(accelerator, model, out, step)
+        phase_start = phase_end
+    bar.close()
+    log_f.close()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(out / "final")
+    return out / "final"
+
+
+def _checkpoint(accelerator, model, out: Path, step: int) -> None:
+    if not accelerator.is_main_process:
+        return
+    ck = out / "checkpoint"
+    accelerator.unwrap_model(model).save_pretrained(ck, dtype=torch.float32)
+    tmp = ck / ".trainer_state.tmp"
+    tmp.write_text(json.dumps({"step": step}))
+    os.replace(tmp, ck / "trainer_state.json")
