@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import runpy
 import sys
 from enum import Enum
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover - older typer runs on the click package
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-KB_SUFFIXES = (".json", ".jsonl", ".graphml")
+KB_SUFFIXES = (".json", ".jsonl", ".ndjson", ".graphml")
 ENCODED_SUFFIX = ".safetensors"
 
 
@@ -261,17 +262,21 @@ def _print_answer(console, result, top_k: int) -> None:
 
 
 # ------------------------------------------------------------------------- extract
+TEXT_PATTERNS = ("*.txt", "*.md")
+
+
 def _looks_like_path(arg: str) -> bool:
-    if any(c.isspace() for c in arg):
+    """A string without spaces that has a path separator or a file extension (``notes.txt``)."""
+    if not arg or any(c.isspace() for c in arg):
         return False
-    return os.sep in arg or Path(arg).suffix.lower() in (".txt", ".md", ".text", ".rst")
+    return os.sep in arg or arg.startswith("~") or bool(re.search(r"\.[A-Za-z][A-Za-z0-9]{0,7}$", arg))
 
 
 @app.command(context_settings=CONTEXT)
 @_guard
 def extract(
     inputs: List[str] = typer.Argument(..., metavar="TEXT_OR_FILE...",
-                                       help="Text, or a UTF-8 text file ('-' reads stdin)."),
+                                       help="Text, a UTF-8 text file, a directory (its *.txt and *.md files) or '-' (stdin)."),
     out: Path = typer.Option(Path("kb.json"), "--out", "-o", help="KB file to write (.json, .jsonl or .graphml)."),
     append: bool = typer.Option(False, "--append", help="Add to the triples already in --out instead of replacing it."),
     spacy_model: Optional[str] = typer.Option(None, "--spacy-model", help="spaCy pipeline (default: en_core_web_sm)."),
@@ -286,11 +291,14 @@ def extract(
         if arg == "-":
             sources.append(("<stdin>", typer.get_text_stream("stdin").read()))
             continue
-        path = Path(arg)
+        path = Path(arg).expanduser()
         if path.is_file():
             sources.append((str(path), path.read_text(encoding="utf-8")))
         elif path.is_dir():
-            raise CLIError(f"{arg} is a directory; pass the text files in it")
+            files = sorted({f for pattern in TEXT_PATTERNS for f in path.rglob(pattern) if f.is_file()})
+            if not files:
+                raise CLIError(f"no {' or '.join(TEXT_PATTERNS)} files in the directory {arg}")
+            sources.extend((str(f), f.read_text(encoding="utf-8")) for f in files)
         elif _looks_like_path(arg):
             raise CLIError(f"file not found: {arg}")
         else:
@@ -314,6 +322,7 @@ def extract(
             kb.add_many(extractor.extract(text, doc_id=name))
             progress.advance(task)
     added = len(kb) - before
+    out.parent.mkdir(parents=True, exist_ok=True)
     saved = kb.save(out)
     if show and len(kb):
         console.print(triples_table(kb, title=str(saved)))
@@ -364,6 +373,7 @@ def kb_add(
     if kb_file.exists():
         kb = _load_kb(kb_file)
     elif create:
+        kb_file.parent.mkdir(parents=True, exist_ok=True)
         kb = KnowledgeBase()
     else:
         raise CLIError(f"KB file not found: {kb_file} (use --create to start a new one)")

@@ -123,7 +123,7 @@ def test_kb_add_and_remove_edit_the_file(kb_file):
 
 
 def test_kb_add_create_new_file(tmp_path):
-    path = tmp_path / "new.jsonl"
+    path = tmp_path / "sub" / "new.jsonl"
     user_error(invoke("kb", "add", path, "A", "b", "c"), "not found", "--create")
     assert not path.exists()
     ok(invoke("kb", "add", path, "A", "b", "c", "--create"))
@@ -176,6 +176,19 @@ def test_extract_text_and_files(tmp_path):
     assert len(KnowledgeBase.load(out)) > len(kb)
 
 
+def test_extract_a_directory(tmp_path):
+    docs = tmp_path / "docs" / "sub"
+    docs.mkdir(parents=True)
+    (docs / "a.txt").write_text("Marie Curie was born in Warsaw.", encoding="utf-8")
+    (docs.parent / "b.md").write_text("Canberra is the capital of Australia.", encoding="utf-8")
+    (docs / "ignored.csv").write_text("x,y", encoding="utf-8")
+    out = tmp_path / "kb.json"
+    result = invoke("extract", tmp_path / "docs", "--out", out)
+    ok(result)
+    assert "from 2 input(s)" in result.output
+    assert {"Marie Curie", "Canberra"} <= {t.name for t in KnowledgeBase.load(out)}
+
+
 def test_extract_reads_stdin(tmp_path):
     out = tmp_path / "kb.jsonl"
     ok(invoke("extract", "-", "--out", out, input="Marie Curie was born in Warsaw.\n"))
@@ -187,7 +200,8 @@ def test_extract_bad_input(tmp_path):
                "missing.txt")
     user_error(invoke("extract", "   ", "--out", tmp_path / "kb.json"), "empty")
     user_error(invoke("extract", "Paris is in France.", "--out", tmp_path / "kb.xml"), "unsupported")
-    user_error(invoke("extract", tmp_path, "--out", tmp_path / "kb.json"), "directory")
+    (tmp_path / "empty").mkdir()
+    user_error(invoke("extract", tmp_path / "empty", "--out", tmp_path / "kb.json"), "no *.txt or *.md files")
     binary = tmp_path / "blob.txt"
     binary.write_bytes(b"\xff\xfe\x00\x81 not text")
     user_error(invoke("extract", binary, "--out", tmp_path / "kb.json"), "UTF-8")
@@ -498,3 +512,10 @@ def test_demo_end_to_end(tmp_path):
         assert {"name", "property", "value", "score"} <= set(answer["attended"][0])
     assert len(KnowledgeBase.load(out / "kb.json")) == len(report["triples"])
     assert "attended triples" in result.output and "base model" in result.output
+
+
+def test_cli_reference_page_covers_every_command():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    for command in ["extract", "kb show", "kb add", "kb remove", "encode", "ask", "chat", "train", "eval",
+                    "bench compare", "bench scaling", "bench extraction", "demo"]:
+        assert f"kblam {command}" in doc, command
