@@ -49,7 +49,7 @@ class KnowledgeBase:
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
         self.version = 0
-        if triples:
+        if triples is not None:  # not ``if triples``: generators are always truthy, arrays refuse bool()
             self.add_many(triples)
 
     # ------------------------------------------------------------------ reading
@@ -57,7 +57,10 @@ class KnowledgeBase:
         return len(self._triples)
 
     def __iter__(self) -> Iterator[Triple]:
-        return iter(list(self._triples.values()))
+        """Iterate over a copy taken under the lock, so writers in other threads never
+        break the iteration ("dictionary changed size during iteration")."""
+        with self._lock:
+            return iter(list(self._triples.values()))
 
     def __contains__(self, item: object) -> bool:
         if isinstance(item, Triple):
@@ -82,7 +85,8 @@ class KnowledgeBase:
 
     @property
     def ids(self) -> list[str]:
-        return list(self._triples)
+        with self._lock:
+            return list(self._triples)
 
     def snapshot(self) -> tuple[int, tuple[Triple, ...]]:
         """A consistent (version, triples) view, safe to use while the KB keeps changing."""
@@ -111,18 +115,31 @@ class KnowledgeBase:
             record=f"#{index}" if index is not None else None,
         )
 
-    def add(self, name: str | Triple | Mapping[str, Any], property: str | None = None, value: str | None = None,
-            **extra: Any) -> Triple:
-        """Add one triple: ``kb.add("Ada", "born in", "London")`` or ``kb.add(Triple(...))``."""
-        if isinstance(name, (Triple, Mapping)):
+    def add(self, name: str | Triple | Mapping[str, Any] | tuple, property: str | None = None,
+            value: str | None = None, **extra: Any) -> Triple:
+        """Add one triple: ``kb.add("Ada", "born in", "London")`` or ``kb.add(Triple(...))``.
+
+        Returns the triple stored in the KB for this fact: with ``on_duplicate="ignore"``
+        and an existing fact, that is the one already there (with its own ``extra``).
+        """
+        if isinstance(name, (Triple, Mapping, tuple)):
             triple = self._coerce(name)
         else:
             triple = Triple(name, property, value, extra)  # type: ignore[arg-type]
-        self.add_many([triple])
-        return triple
+        with self._lock:
+            self.add_many([triple])
+            return self._triples.get(triple.id, triple)
 
     def add_many(self, items: Iterable[Triple | Mapping[str, Any] | tuple], *, on_duplicate: OnDuplicate | None = None) -> list[Triple]:
-        """Add many triples atomically: if one is invalid, none is added."""
+        """Add many triples atomically: if one is invalid (or a duplicate under ``"error"``),
+        none is added.
+
+        Duplicate policies: ``"ignore"`` keeps the triple already there (or the first of
+        the batch), ``"error"`` raises :class:`DuplicateTripleError`, ``"replace"`` swaps
+        in the new triple (its ``extra`` wins) and reports it as removed + added so an
+        encoder refreshes it; replacing a triple by an identical one (same ``extra``) is
+        a no-op and reports nothing. Returns the triples actually added.
+        """
         policy = on_duplicate or self.on_duplicate
         if policy not in _DUPLICATE_POLICIES:
             raise KBValidationError(f"on_duplicate must be one of {_DUPLICATE_POLICIES}, got {policy!r}", field="on_duplicate")
@@ -137,16 +154,15 @@ class KnowledgeBase:
                         raise DuplicateTripleError("triple already in the knowledge base", record=f"#{i} {t}")
                     if policy == "ignore":
                         continue
-                    if t.id in self._triples:
+                    if t.id in self._triples and t.id not in seen:
+                        if dict(self._triples[t.id].extra) == dict(t.extra):
+                            continue  # replacing a triple by an identical one changes nothing
                         removed.append(self._triples[t.id])
                 seen[t.id] = t
             for t in removed:
                 self._remove_edge(t)
             for t in seen.values():
-                self._triples[t.id] = t
-                self.graph.add_edge(t.name, t.value, key=t.id, property=t.property)
-                self.graph.nodes[t.name].setdefault("kind", "entity")
-                self.graph.nodes[t.value].setdefault("kind", "value")
+                self._insert(t)
                 added.append(t)
             if added or removed:
                 self._emit(tuple(added), tuple(removed))
@@ -157,8 +173,12 @@ class KnowledgeBase:
         return self.remove_many([item])[0]
 
     def remove_many(self, items: Iterable[Triple | str | tuple]) -> list[Triple]:
+        """Remove several triples atomically: if one is missing, none is removed.
+
+        Naming the same triple twice removes (and reports) it once.
+        """
         with self._lock:
-            targets = [self._resolve(i) for i in items]
+            targets = list({t.id: t for t in (self._resolve(i) for i in items)}.values())
             for t in targets:
                 self._remove_edge(t)
                 del self._triples[t.id]
@@ -167,17 +187,39 @@ class KnowledgeBase:
             return targets
 
     def update(self, item: Triple | str | tuple, value: str, **extra: Any) -> Triple:
-        """Replace a triple's value (a remove + add reported as one change)."""
+        """Replace a triple's value and/or merge new ``extra`` fields into it.
+
+        Reported as one change with the old triple removed and the new one added (an
+        update that changes nothing reports nothing). If the new value makes the triple
+        equal to another fact already in the KB, the KB's duplicate policy decides:
+        ``"error"`` raises :class:`DuplicateTripleError` and changes nothing,
+        ``"ignore"`` keeps the existing fact and just drops the old one, ``"replace"``
+        overwrites the existing fact (it is then reported as removed too).
+        """
         with self._lock:
             old = self._resolve(item)
             new = Triple(old.name, old.property, value, {**dict(old.extra), **extra})
             if new.id == old.id:
-                return old
+                if dict(new.extra) == dict(old.extra):
+                    return old
+                self._remove_edge(old)
+                self._insert(new)
+                self._emit((new,), (old,))
+                return new
+            existing = self._triples.get(new.id)
+            if existing is not None and self.on_duplicate == "error":
+                raise DuplicateTripleError(f"updating {old} would duplicate a triple already in the knowledge base",
+                                           record=str(new))
             self._remove_edge(old)
             del self._triples[old.id]
-            self._triples[new.id] = new
-            self.graph.add_edge(new.name, new.value, key=new.id, property=new.property)
-            self._emit((new,), (old,))
+            if existing is not None and self.on_duplicate == "ignore":
+                self._emit((), (old,))
+                return existing
+            removed = (old,) if existing is None else (old, existing)
+            if existing is not None:
+                self._remove_edge(existing)
+            self._insert(new)
+            self._emit((new,), removed)
             return new
 
     def clear(self) -> None:
@@ -201,6 +243,13 @@ class KnowledgeBase:
             raise TripleNotFoundError(f"triple {item} is not in the knowledge base")
         return self._triples[key]
 
+    def _insert(self, t: Triple) -> None:
+        """Store ``t`` and its edge (replacing a triple with the same id); lock held."""
+        self._triples[t.id] = t
+        self.graph.add_edge(t.name, t.value, key=t.id, property=t.property)
+        self.graph.nodes[t.name].setdefault("kind", "entity")
+        self.graph.nodes[t.value].setdefault("kind", "value")
+
     def _remove_edge(self, t: Triple) -> None:
         self.graph.remove_edge(t.name, t.value, key=t.id)
         for node in (t.name, t.value):
@@ -221,10 +270,23 @@ class KnowledgeBase:
         return unsubscribe
 
     def _emit(self, added: tuple[Triple, ...], removed: tuple[Triple, ...]) -> None:
+        """Tell every listener; one failing listener must not starve the others.
+
+        Listeners run under the KB lock, in mutation order, so they see versions in
+        sequence. If a listener raises, the remaining ones are still called and the first
+        error is then re-raised to the caller; the mutation itself has already happened.
+        """
         self.version += 1
         change = KBChange(added=added, removed=removed, version=self.version)
+        error: BaseException | None = None
         for listener in list(self._listeners):
-            listener(change)
+            try:
+                listener(change)
+            except Exception as exc:  # noqa: BLE001 - re-raised below once all listeners ran
+                if error is None:
+                    error = exc
+        if error is not None:
+            raise error
 
     # ------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -238,13 +300,25 @@ class KnowledgeBase:
 
     @classmethod
     def load(cls, path: str | Path, format: str | None = None, *, on_duplicate: OnDuplicate = "ignore") -> "KnowledgeBase":
-        """Read a KB file; raises :class:`KBFormatError` naming the bad record/field."""
+        """Read a KB file (JSON, JSON Lines or GraphML; see :mod:`.persistence`).
+
+        Raises :class:`KBFormatError` naming the file, record and field of the problem
+        (:class:`~.persistence.KBFileNotFoundError`, also a ``FileNotFoundError``, for a
+        missing file), or :class:`DuplicateTripleError` for a repeated triple under
+        ``on_duplicate="error"``.
+        """
         from .persistence import load_triples
 
         return cls(load_triples(path, format), on_duplicate=on_duplicate)
 
-    def load_into(self, path: str | Path, format: str | None = None) -> list[Triple]:
-        """Add the triples of a file to this KB; on any error the KB is left untouched."""
+    def load_into(self, path: str | Path, format: str | None = None, *,
+                  on_duplicate: OnDuplicate | None = None) -> list[Triple]:
+        """Add the triples of a file to this KB; on any error the KB is left untouched.
+
+        The whole file is parsed and validated before anything is added, and
+        :meth:`add_many` is itself all-or-nothing, so a corrupt file (or a duplicate
+        under ``on_duplicate="error"``) never leaves the KB half-loaded.
+        """
         from .persistence import load_triples
 
-        return self.add_many(load_triples(path, format))
+        return self.add_many(load_triples(path, format), on_duplicate=on_duplicate)
