@@ -149,7 +149,8 @@ def evaluate(gold_path: Path, model: str | None = None) -> dict:
         "f1": round(f1, 4),
         "matching": "NFKC+lowercase, drop articles/punctuation/thousands separators; per field: equal, "
                     "word-boundary containment, or token-set SequenceMatcher ratio >= 0.8; one-to-one matching",
-        "spacy_model": extractor.nlp.meta.get("name", "?") + "-" + extractor.nlp.meta.get("version", "?"),
+        "spacy_model": "{}_{}-{}".format(extractor.nlp.meta.get("lang", "?"), extractor.nlp.meta.get("name", "?"),
+                                          extractor.nlp.meta.get("version", "?")),
         "spacy_version": spacy.__version__,
         "python": platform.python_version(),
         "load_seconds": round(load_s, 3),
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show-errors", action="store_true", help="print false positives / negatives")
     args = ap.parse_args(argv)
     report = evaluate(args.gold.resolve(), args.model)
+    report = {"command": " ".join(["python", "benchmarks/extraction.py", *(argv if argv is not None else sys.argv[1:])]),
+              **report}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if args.show_errors:

@@ -26,12 +26,23 @@ sentence is read:
   to ``X``.
 * **pronouns** – *he/she/it/they*, possessive *his/her/its/their*, and definite
   descriptions such as *the company* / *the bank* resolve to the last named subject of
-  the same document (he/she prefer a PERSON, it a non-PERSON).
+  the same document (across paragraphs, never across documents). *he/she* prefer a
+  PERSON whose gender is unknown or matches (gender is learnt from earlier pronouns and
+  from gendered relations such as *her husband, Pierre Curie*), *it* / *the company* a
+  non-person; *the bank* also matches a subject whose name ends in *Bank* or that was
+  said to be *a bank*.
+* **misparse fallbacks** – ``en_core_web_sm`` sometimes tags a 3rd-person verb as a plural
+  noun (*The Mekong River originates in ...*, *Brazil exports coffee to ...*); these
+  shapes are read as verbs.
 
-Negated, modal (*may*, *could*, ...), conditional (*if*) and interrogative clauses are
-skipped. Names and values lose their leading article; properties are lowercase phrases.
-Candidates that become empty, that are bare pronouns, or whose name equals the value
-are dropped — :meth:`TripleExtractor.extract` never raises on any ``str``.
+Not extracted: negated, modal (*may*, *could*, ...), infinitival, conditional (*if*) and
+interrogative clauses; first/second-person subjects (*my brother*); bare plural generic
+subjects (*Analysts expect ...*); and facts about an unnamed common noun (*the ministry*)
+whose value names nothing (no proper noun, no number). Names and values lose their
+leading article; properties are lowercase phrases. Candidates that become empty, that
+are bare pronouns, or whose name equals the value are dropped, and a rule that trips
+on an odd parse only loses its sentence — :meth:`TripleExtractor.extract` never raises
+on any ``str``.
 
 Each triple carries its provenance in ``Triple.extra``: ``doc_id``, ``sentence`` and the
 sentence's character span ``char_start``/``char_end`` within the document.
@@ -43,7 +54,6 @@ import hashlib
 import logging
 import re
 import threading
-import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -125,6 +135,10 @@ _FEMALE = {"wife", "mother", "daughter", "sister", "aunt", "niece", "grandmother
            "princess", "mrs", "mrs.", "ms", "ms.", "miss", "lady", "dame", "duchess", "empress", "girlfriend",
            "stepmother", "stepdaughter"}
 _PRONOUN_GENDER = {"he": "m", "him": "m", "his": "m", "she": "f", "her": "f"}
+# definite descriptions resolved in object position too ("He joined the firm")
+_ORG_HEADS = {"company", "firm", "corporation", "business", "organisation", "organization", "group", "startup",
+              "start-up", "bank", "band", "team", "club", "university", "agency", "brand", "manufacturer", "airline",
+              "charity", "studio", "publisher", "lab", "laboratory", "institute", "foundation"}
 _NUMERIC_ENTS = {"DATE", "TIME", "CARDINAL", "QUANTITY", "MONEY", "PERCENT", "ORDINAL"}
 _NAME_ENTS = {"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "PRODUCT", "WORK_OF_ART", "EVENT", "LAW", "LANGUAGE"}
 _KEEP_PUNCT = {"-", "–", "'", "’", "&", "/", ".", "+"}
@@ -195,9 +209,15 @@ class _DocState:
         for m in reversed(self.subjects[-3:]):
             if lemma in m.categories or lemma == m.head:
                 return m
-        if lemma in _GENERIC_HEADS and self.subjects:
-            return self.subjects[-1]
+        if lemma in _GENERIC_HEADS:  # "the company": prefer a non-person, never a known he/she
+            recent = [m for m in reversed(self.subjects[-3:]) if not m.gender]
+            return next((m for m in recent if m.kind == "thing"), recent[0] if recent else None)
         return None
+
+    def categorise(self, name: str, category: str) -> None:
+        for m in self.subjects:
+            if m.name == name:
+                m.categories.add(category)
 
 
 @dataclass(frozen=True)
@@ -335,6 +355,7 @@ class _SentenceRules:
         # set while the subject is an unnamed common noun ("the ministry", "the team"): such a
         # fact is kept only if its value names something (a proper noun or a number)
         self.generic_subject: str | None = None
+        self.current_subject: str | None = None
 
     # ---- arguments
     def entity(self, tok: "Token", *, remember: bool = False) -> _Arg | None:
@@ -385,6 +406,13 @@ class _SentenceRules:
         if low in _PERSONAL or low in _POSSESSIVE:
             m = self.state.last(_PERSONAL.get(low) or _POSSESSIVE.get(low, "any"), low)
             return m.name if m else ""
+        if tok.pos_ == "NOUN" and not any(_is_proper(t) for t in tok.subtree):
+            dets = [c for c in tok.children if c.dep_ == "det"]
+            mods = [c for c in tok.children if c.dep_ in ("compound", "amod", "nummod", "poss", "prep", "appos")]
+            if dets and dets[0].lower_ == "the" and not mods and tok.lemma_.lower() in _ORG_HEADS:
+                m = self.state.match_description(tok.lemma_.lower())
+                if m is not None and m.name != self.current_subject:
+                    return m.name
         if tok.pos_ == "NOUN":  # "the goddess Athena" -> "Athena"
             for a in _child(tok, "appos"):
                 if _is_proper(a) and not _separated(tok, a):
@@ -407,6 +435,8 @@ class _SentenceRules:
         if not any(ch.isalnum() for ch in name) or not any(ch.isalnum() for ch in value):
             return
         self.state.note_gender(value, prop)
+        if prop == "is a" and value.split():
+            self.state.categorise(name, value.split()[-1].lower())
         self.out.append((name, prop, value))
 
     # ---- predicates
@@ -428,10 +458,11 @@ class _SentenceRules:
                 continue
             for s in subjects:
                 self.generic_subject = None if (s.named or s.resolved) else _clean_arg(s.text)
+                self.current_subject = s.text
                 try:
                     self.predicate(tok, s)
                 finally:
-                    self.generic_subject = None
+                    self.generic_subject = self.current_subject = None
         return self.out
 
     def skipped(self, pred: "Token") -> bool:
@@ -457,6 +488,16 @@ class _SentenceRules:
         if pseudo is not None:
             return [pseudo]
         subj = _child(pred, *_SUBJ)
+        if len(subj) >= 2 and subj[0].pos_ == "NOUN" and _is_proper(subj[1]) and subj[1].left_edge.i == subj[0].right_edge.i + 1:
+            # "Silvia Costa's novel The Salt Road won ...": a title apposition parsed as two subjects
+            head, name = subj[0], subj[1]
+            poss = _child(head, "poss")
+            if poss:
+                owner = self.entity(poss[0])
+                rel = _phrase(head, drop_poss=True, drop_preps=True)
+                if owner is not None and rel:
+                    self.add(owner.text, rel, _phrase(name))
+            subj = [name]
         if subj:
             s = subj[0]
             if s.dep_ == "expl" or s.lower_ in ("there",):
@@ -467,7 +508,8 @@ class _SentenceRules:
                 return []
             args: list[_Arg] = []
             for c in _conjuncts(s):
-                a = self.entity(c, remember=True)
+                owned = pred.lemma_ == "be" and c.pos_ == "NOUN" and bool(_child(c, "poss"))
+                a = self.entity(c, remember=not owned)
                 if a is not None:
                     args.append(a)
                 elif any(x.dep_ == "poss" for x in c.children) and pred.lemma_ == "be":
@@ -501,7 +543,8 @@ class _SentenceRules:
         left = [c for c in tok.children if c.i < tok.i and c.dep_ in ("compound", "nmod", "amod", "det")]
         if not any(c.dep_ in ("compound", "nmod") for c in left) or left[0].i != tok.left_edge.i:
             return None
-        if not any(c.dep_ in ("prep", "dobj") or (c.dep_ == "conj" and c.pos_ == "VERB") for c in tok.children if c.i > tok.i):
+        if not any(c.dep_ in ("prep", "dobj", "appos") or (c.dep_ == "conj" and c.pos_ == "VERB")
+                   for c in tok.children if c.i > tok.i):
             return None
         comps = [c for c in left if c.dep_ in ("compound", "nmod")]
         toks = [t for c in comps for t in c.subtree]
@@ -584,6 +627,10 @@ class _SentenceRules:
                 if owner is not None and rel:
                     for v in self._copula_values(pred, attrs, acomps, preps):
                         self.add(owner.text, rel, v)
+                    # "Halvorsen Shipping's chairman is Erik Dahl. He ..." -> he = Erik Dahl
+                    for a in attrs:
+                        if _is_proper(a):
+                            self._named_arg(a, remember=True)
                 return
             # "The capital of Kenya is Nairobi"
             ofs = [p for p in _child(s_tok, "prep") if p.lower_ == "of" and _pobjs(p)]
@@ -736,7 +783,8 @@ class _SentenceRules:
         prts = [c.lower_ for c in pred.children if c.dep_ == "prt"]
         if prts:
             verb = f"{verb} {' '.join(prts)}"
-        objs = [o for t in _child(pred, "dobj", "oprd") for o in _conjuncts(t)]
+        obj_deps = ("dobj", "oprd", "appos") if pred.pos_ == "NOUN" else ("dobj", "oprd")  # "links Folkestone"
+        objs = [o for t in _child(pred, *obj_deps) for o in _conjuncts(t)]
         light = ""
         if (len(objs) == 1 and pred.lemma_ in _LIGHT_VERBS and objs[0].lower_ in _LIGHT_NOUNS
                 and not any(c.dep_ in ("det", "poss", "amod", "nummod") for c in objs[0].children)):
@@ -759,6 +807,8 @@ class _SentenceRules:
                 if oprep and bare and not any(p in preps for p in oprep):
                     # "operates flights to Lisbon" -> (X, "operates flights to", Lisbon)
                     head = _phrase(o, drop_preps=True)
+                    if any(c.dep_ == "det" for c in o.children):  # "runs a bakery in Naples": also (X, runs, bakery)
+                        self.add(subj.text, verb, head)
                     for p in oprep:
                         for x in _pobjs(p):
                             for oc in _conjuncts(x):
