@@ -112,6 +112,46 @@ def test_pronoun_gender_uses_apposition_relation(ex):
     assert ("Marie Curie", "born in", "Warsaw") in got
 
 
+def test_definite_description_resolves_by_category_and_as_object(ex):
+    got = facts(ex, "Halvorsen Shipping is a Norwegian firm. Its chairman is Erik Dahl. He joined the firm in 2002.")
+    assert got == {("Halvorsen Shipping", "is a", "Norwegian firm"), ("Halvorsen Shipping", "chairman", "Erik Dahl"),
+                   ("Erik Dahl", "joined", "Halvorsen Shipping"), ("Erik Dahl", "joined in", "2002")}
+
+
+def test_relative_clauses_and_participles(ex):
+    assert facts(ex, "Tesla, which was founded in 2003, makes electric cars.") == {
+        ("Tesla", "founded in", "2003"), ("Tesla", "makes", "electric cars")}
+    assert ("Chimamanda Ngozi Adichie", "born in", "Lagos") in facts(
+        ex, "Born in Lagos, Chimamanda Ngozi Adichie studied medicine.")
+    assert ("Quantix Systems", "based in", "Austin") in facts(
+        ex, "Quantix Systems, a software company based in Austin, develops trading platforms.")
+
+
+def test_role_apposition_names_the_subject(ex):
+    assert facts(ex, "The founder of Zara, Amancio Ortega, was born in León.") == {
+        ("Zara", "founder", "Amancio Ortega"), ("Amancio Ortega", "born in", "León")}
+
+
+def test_one_of_and_shared_prepositions(ex):
+    assert facts(ex, "Yerevan is one of the oldest cities in the world.") == {("Yerevan", "one of oldest cities in", "world")}
+    assert facts(ex, "Vienna is the capital and largest city of Austria.") == {
+        ("Vienna", "capital of", "Austria"), ("Vienna", "largest city of", "Austria")}
+
+
+def test_verbs_misparsed_as_nouns_are_recovered(ex):
+    assert facts(ex, "The Mekong River originates in the Tibetan Plateau.") == {
+        ("Mekong River", "originates in", "Tibetan Plateau")}
+    assert facts(ex, "Brazil exports coffee to Germany and Japan.") == {
+        ("Brazil", "exports coffee to", "Germany"), ("Brazil", "exports coffee to", "Japan")}
+
+
+def test_unnamed_generic_subjects_need_a_named_value(ex):
+    assert ex.extract("In a statement, the ministry confirmed that three people had been injured.") == []
+    assert ex.extract("Analysts expect further growth.") == []
+    assert facts(ex, "The telephone was invented by Alexander Graham Bell.") == {
+        ("telephone", "invented by", "Alexander Graham Bell")}
+
+
 def test_unresolvable_pronoun_gives_nothing(ex):
     assert ex.extract("She was born in Warsaw.") == []
     assert ex.extract("Her father was Lord Byron.") == []

@@ -265,6 +265,25 @@ def _is_proper(tok: "Token") -> bool:
     return tok.pos_ == "PROPN" or (tok.ent_type_ in _NAME_ENTS and tok.pos_ in ("NOUN", "PROPN", "ADJ", "NUM"))
 
 
+def _is_role(tok: "Token") -> bool:
+    """A common noun, or a title-cased role noun: "the CEO of Acme" (tagged PROPN by the parser)."""
+    if tok.pos_ == "NOUN":
+        return True
+    return (tok.pos_ == "PROPN" and not tok.ent_type_ and any(c.dep_ == "det" and c.lower_ == "the" for c in tok.children)
+            and any(c.dep_ == "prep" and c.lower_ == "of" for c in tok.children))
+
+
+def _role_appositions(tok: "Token") -> list["Token"]:
+    """Proper-noun appositions of a role noun, including the common misattachment
+    ``the CEO of [Acme, Jane Doe]`` where the person hangs off the *of*-object."""
+    out = [a for a in tok.children if a.dep_ == "appos"]
+    for p in tok.children:
+        if p.dep_ == "prep" and p.lower_ == "of":
+            for o in _pobjs(p):
+                out += [a for a in o.children if a.dep_ == "appos" and a.ent_type_ == "PERSON" and o.ent_type_ != "PERSON"]
+    return [a for a in out if _is_proper(a)]
+
+
 def _conjuncts(tok: "Token") -> list["Token"]:
     out = [tok]
     try:
@@ -370,8 +389,8 @@ class _SentenceRules:
         if any(c.dep_ == "poss" and c.lower_ in _NON_REFERRING for c in tok.children):
             return None  # "my brother", "our company": no named referent
         # common noun with a proper-noun apposition: "Mozart's father, Leopold Mozart, was ..."
-        if tok.pos_ == "NOUN":
-            for a in _child(tok, "appos"):
+        if _is_role(tok):
+            for a in _role_appositions(tok):
                 if _is_proper(a):
                     return self._named_arg(a, remember)
         # definite description referring back: "The company is headquartered in ..."
@@ -750,11 +769,14 @@ class _SentenceRules:
     def apposition(self, head: "Token", appos: "Token") -> None:
         if head.dep_ in ("compound",) or appos.dep_ != "appos" or not _separated(head, appos):
             return
+        if (head.dep_ == "pobj" and head.head.lower_ == "of" and _is_role(head.head.head)
+                and appos.i in {a.i for a in _role_appositions(head.head.head)}):
+            head = head.head.head  # "the CEO of Acme, Jane Doe": Jane Doe is the CEO
         if any(t.tag_ in ("VBD", "VBZ", "VBP", "MD") for t in appos.subtree):
             return  # a finite verb inside an "apposition" is a misparsed clause
-        if _is_proper(head) and _is_proper(appos):
+        if _is_proper(head) and _is_proper(appos) and not _is_role(head):
             return  # "Mobile, Alabama"
-        if _is_proper(appos) and head.pos_ == "NOUN":
+        if _is_proper(appos) and _is_role(head):
             # "Mozart's father, Leopold Mozart" / "the founder of Acme, John Smith" / "a physicist, Paul Dirac"
             poss = _child(head, "poss")
             ofs = [p for p in _child(head, "prep") if p.lower_ == "of" and _pobjs(p)]
