@@ -519,3 +519,25 @@ def test_cli_reference_page_covers_every_command():
     for command in ["extract", "kb show", "kb add", "kb remove", "encode", "ask", "chat", "train", "eval",
                     "bench compare", "bench scaling", "bench extraction", "demo"]:
         assert f"kblam {command}" in doc, command
+
+
+def test_auto_threads(monkeypatch):
+    from kblam_integrations.demo import auto_threads
+
+    monkeypatch.setenv("KBLAM_NUM_THREADS", "3")
+    assert auto_threads() == 3
+    monkeypatch.setenv("KBLAM_NUM_THREADS", "lots")
+    monkeypatch.setattr("os.getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert auto_threads() == 4  # idle machine: every core
+    monkeypatch.delenv("KBLAM_NUM_THREADS")
+    monkeypatch.setattr("os.getloadavg", lambda: (7.5, 0.0, 0.0))
+    assert auto_threads() == 1  # busy machine: one thread, never zero
+
+
+def test_global_threads_option(kb_file, monkeypatch):
+    monkeypatch.delenv("KBLAM_NUM_THREADS", raising=False)
+    ok(invoke("--threads", "2", "kb", "show", kb_file))
+    import os
+
+    assert os.environ.pop("KBLAM_NUM_THREADS") == "2"
