@@ -347,6 +347,9 @@ def test_bad_settings_and_options_are_typed_errors(tiny):
                 {"grounded_k": 0}):
         with pytest.raises(ConfigError):
             KBLaMLLM(kb=TRIPLES, kblam_model=tiny, **bad)
+    with pytest.raises(ConfigError, match="max_new_token"):
+        KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_token=3)  # typo: not silently ignored
+    KBLaMLLM(kb=TRIPLES, kblam_model=tiny, timeout=60, max_retries=2, api_key="x")  # generic, ignored
     with pytest.raises(ConfigError):
         KBLaMLLM(kb=TRIPLES, kblam_model=tiny, backbone="smollm2")
     with pytest.raises(ConfigError):

@@ -42,6 +42,7 @@ from pydantic import Field, PrivateAttr, ValidationError
 from ..errors import ConfigError, KBValidationError
 from .model_cache import (
     KBLaMRunner,
+    _reject_unknown_settings,
     attention_records,
     check_generation_options,
     generate_locked,
@@ -148,11 +149,11 @@ class KBLaMLLM(BaseChatModel):
     mode and non-text inputs are not supported.
     """
 
-    kb: Any = Field(default=None, exclude=True)
+    kb: Any = Field(default=None, exclude=True, repr=False)
     model_path: str | None = None
     backbone: str | None = None
     encoder: str | None = None
-    kblam_model: Any = Field(default=None, exclude=True)
+    kblam_model: Any = Field(default=None, exclude=True, repr=False)
     mode: Literal["kblam", "grounded"] = "kblam"
     grounded_k: int = Field(default=3, ge=1)
     max_new_tokens: int = Field(default=256, ge=1)
@@ -171,6 +172,7 @@ class KBLaMLLM(BaseChatModel):
         if max_tokens is not None and kwargs.get("max_new_tokens") is None:
             kwargs["max_new_tokens"] = max_tokens
         kwargs.setdefault("cache", False)  # a cached answer would ignore KB changes
+        _reject_unknown_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
         except ValidationError as exc:

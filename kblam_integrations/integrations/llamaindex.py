@@ -50,6 +50,7 @@ from ..kb.triple import Triple
 from .kb_source import ENCODED_KB_SUFFIX, KB_FILE_SUFFIXES, resolve_kb
 from .model_cache import (
     KBLaMRunner,
+    _reject_unknown_settings,
     attention_records,
     check_generation_options,
     generate_locked,
@@ -119,11 +120,11 @@ class KBLaMLlamaIndexLLM(CustomLLM):
     loaded on first use (reading ``metadata`` loads it, for ``context_window``) and shared.
     """
 
-    kb: Any = Field(default=None, exclude=True, description="The knowledge base (see the class docs).")
+    kb: Any = Field(default=None, exclude=True, repr=False, description="The knowledge base (see the class docs).")
     model_path: Optional[str] = Field(default=None, description="A trained KBLaM checkpoint directory.")
     backbone: Optional[str] = Field(default=None, description="Backbone override (path, .gguf or cached HF id).")
     encoder: Optional[str] = Field(default=None, description="Sentence-encoder override.")
-    kblam_model: Any = Field(default=None, exclude=True, description="An already loaded KBLaMModel.")
+    kblam_model: Any = Field(default=None, exclude=True, repr=False, description="An already loaded KBLaMModel.")
     mode: Literal["kblam", "grounded"] = Field(default="kblam", description="'kblam' or 'grounded'.")
     grounded_k: int = Field(default=3, ge=1, description="Triples put in the prompt in grounded mode.")
     max_new_tokens: int = Field(default=256, ge=1, description="Maximum number of generated tokens.")
@@ -139,6 +140,7 @@ class KBLaMLlamaIndexLLM(CustomLLM):
         max_tokens = kwargs.pop("max_tokens", None)
         if max_tokens is not None and kwargs.get("max_new_tokens") is None:
             kwargs["max_new_tokens"] = max_tokens
+        _reject_unknown_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
         except ValidationError as exc:

@@ -440,3 +440,23 @@ def check_generation_options(*, max_new_tokens: Any, temperature: Any, mode: Any
         raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
     if stop is not None and (isinstance(stop, str) or not all(isinstance(s, str) for s in stop)):
         raise ConfigError(f"stop must be a list of strings, got {stop!r}")
+
+
+# Generic framework code passes these to any chat model / LLM; a local model has no use for them.
+IGNORED_SETTINGS = frozenset({"timeout", "request_timeout", "max_retries", "api_key", "base_url", "api_base"})
+
+
+def _reject_unknown_settings(cls: type, kwargs: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` for constructor arguments that are neither fields nor ignorable."""
+    from ..errors import ConfigError
+
+    known = set(IGNORED_SETTINGS)
+    for name, info in getattr(cls, "model_fields", {}).items():
+        known.add(name)
+        if info.alias:
+            known.add(info.alias)
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} settings {unknown}")
+    for name in IGNORED_SETTINGS & set(kwargs):
+        kwargs.pop(name)
