@@ -79,8 +79,9 @@ def _make_attention(base: str):
                                             kb_keys.detach(), kb_values.detach(), score_shift=ctx.score_shift,
                                             chunk_size=ctx.chunk_size, top_k=ctx.top_k)
             if record is not None:
-                with torch.enable_grad():
-                    record.logits = torch.einsum("bhqd,nhd->bhqn", kb_query.float(), kb_keys.float()) * scale + ctx.score_shift
+                with torch.enable_grad():  # re-slice: views taken under no_grad carry no graph
+                    keys_j = ctx.keys[:, j].reshape(n, h, d).float()
+                    record.logits = torch.einsum("bhqd,nhd->bhqn", kb_query.float(), keys_j) * scale + ctx.score_shift
             return out, None
         out = rectangular_attention(
             query, key, value, attention_mask, scale, kb_query, kb_keys, kb_values,
