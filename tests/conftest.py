@@ -60,6 +60,30 @@ def tiny_kblam(family: str = "llama", dtype=torch.float32, **overrides):
     return model
 
 
+def char_tokenizer():
+    """A real (fast) HF tokenizer built in code: one token per character, ChatML template, 128 ids."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<|im_start|>", "<|im_end|>", "<unk>"]
+    chars = [chr(c) for c in range(32, 127)] + ["\n"]
+    chars += [chr(c) for c in range(192, 192 + 128 - len(specials) - len(chars))]
+    tok = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(specials + chars)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>",
+                                   additional_special_tokens=["<|im_start|>"], chat_template=template)
+
+
+def tiny_chat_kblam(**overrides):
+    """``tiny_kblam()`` (random Llama + hash sentence encoder) with a tokenizer, so it can chat."""
+    model = tiny_kblam(**overrides)
+    model.tokenizer = char_tokenizer()
+    return model
+
+
 @pytest.fixture(params=["llama", "qwen2"])
 def family(request):
     return request.param

@@ -19,7 +19,7 @@ from kblam_integrations.integrations import model_cache
 from kblam_integrations.integrations.langchain import KBLaMLLM, messages_to_dicts
 from kblam_integrations.kb import KnowledgeBase, Triple
 
-from .conftest import tiny_kblam
+from .conftest import tiny_chat_kblam, tiny_kblam  # noqa: F401
 
 TRIPLES = [
     ("Veltrano Dynamics", "founder", "Marisol Okonkwo"),
@@ -29,30 +29,6 @@ TRIPLES = [
 
 
 # ----------------------------------------------------------------- tiny model
-def char_tokenizer():
-    """A real (fast) HF tokenizer built in code: one token per character, ChatML template, 128 ids."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<|im_start|>", "<|im_end|>", "<unk>"]
-    chars = [chr(c) for c in range(32, 127)] + ["\n"]
-    chars += [chr(c) for c in range(192, 192 + 128 - len(specials) - len(chars))]
-    tok = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(specials + chars)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>",
-                                   additional_special_tokens=["<|im_start|>"], chat_template=template)
-
-
-def tiny_chat_kblam(**overrides):
-    """``tiny_kblam()`` (random Llama + hash sentence encoder) with a tokenizer, so it can chat."""
-    model = tiny_kblam(**overrides)
-    model.tokenizer = char_tokenizer()
-    return model
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_chat_kblam()

@@ -66,7 +66,8 @@ class KBManager:
 
     def snapshot(self) -> KBTokens:
         """Knowledge tokens for the KB as it is now (encodes pending changes first)."""
-        with self._lock:
+        # Same lock order as a KB mutation notifying us (KB lock, then ours): no deadlock.
+        with self.kb._lock, self._lock:
             version, triples = self.kb.snapshot()
             if self._needs_full:
                 self._pending.clear()

@@ -80,6 +80,11 @@ def _query_weight(attn: nn.Module, kb_dim: int) -> tuple[torch.Tensor, torch.Ten
     raise ConfigError(f"{type(attn).__name__} has no q_proj/qkv_proj to initialise the KB query heads from")
 
 
+def _embedding_dim(sentence_encoder: Any) -> int:
+    getter = getattr(sentence_encoder, "get_embedding_dimension", None) or sentence_encoder.get_sentence_embedding_dimension
+    return int(getter())
+
+
 class KBLaMModel(nn.Module):
     """Backbone (``.backbone``) + :class:`KnowledgeAdapters` + per-KB-layer query heads + :class:`KBEncoder`."""
 
@@ -148,7 +153,7 @@ class KBLaMModel(nn.Module):
         st = load_sentence_encoder(encoder)
         config = KBLaMConfig.for_backbone(
             model_bb.config, backbone=str(backbone or DEFAULT_BACKBONE), encoder=str(encoder or DEFAULT_ENCODER),
-            encoder_dim=st.get_sentence_embedding_dimension(), **config_overrides)
+            encoder_dim=_embedding_dim(st), **config_overrides)
         return cls(model_bb, tokenizer, config, st)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
@@ -383,9 +388,12 @@ class KBLaMModel(nn.Module):
         if top and null > top[0].score:
             res = GenerationResult(text=self.config.refusal, triples=tokens.triples, null_score=null,
                                    kb_version=tokens.version, mode="grounded")
-            if kwargs.get("streamer") is not None:
-                kwargs["streamer"].put(torch.tensor(self.tokenizer.encode(self.config.refusal)))
-                kwargs["streamer"].end()
+            streamer = kwargs.get("streamer")
+            if streamer is not None:  # no tokens were generated: hand the text over directly
+                if hasattr(streamer, "on_finalized_text"):
+                    streamer.on_finalized_text(self.config.refusal, stream_end=True)
+                else:
+                    streamer.end()
             return res
         facts = "\n".join(f"- {s.triple.property} of {s.triple.name}: {s.triple.value}" for s in top)
         grounded = [dict(m) for m in messages]

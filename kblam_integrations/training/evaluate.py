@@ -1,0 +1,171 @@
+"""Evaluate a KBLaM model: attention retrieval, answers and refusals (``kblam eval``).
+
+Input file: ``{"triples": [{"name","property","value"}...], "questions": [{"q","name",
+"property","answer"}...]}`` with ``answer`` null when the KB cannot answer. Each question
+is asked against a KB of exactly ``kb_size`` triples: the triples its group of questions
+asks about, then other triples of the file, then synthetic distractors (validation split,
+names never trained on).
+
+Metrics:
+* ``top1``/``top5``: the asked triple (same name and property) is the best / among the five
+  best-attended triples (answerable questions only).
+* ``answer_accuracy``: the normalised value (lowercase, punctuation dropped, whitespace
+  collapsed) is contained in the normalised answer (answerable questions only).
+* ``refusal_precision``/``refusal_recall``: a refusal is predicted when the answer contains a
+  refusal phrase (pure mode), or when the learned null token outweighs every triple
+  (grounded mode, which then answers with the refusal sentence).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import KBFormatError
+from ..kb.triple import Triple
+
+REFUSAL_MARKERS = ("cannot find", "can't find", "not in the knowledge base", "i'm sorry", "i don't know")
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+def is_refusal(answer: str) -> bool:
+    low = answer.lower()
+    return any(m in low for m in REFUSAL_MARKERS)
+
+
+def load_eval_file(path: str | Path) -> tuple[list[Triple], list[dict[str, Any]]]:
+    """Read and validate an evaluation file (typed errors name the record and field)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KBFormatError("evaluation file not found", path=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise KBFormatError(f"cannot read evaluation file: {exc}", path=path) from None
+    if not isinstance(data, dict) or not isinstance(data.get("triples"), list) or not isinstance(data.get("questions"), list):
+        raise KBFormatError('expected an object with "triples" and "questions" lists', path=path)
+    triples = [Triple.from_dict(r, index=i) for i, r in enumerate(data["triples"])]
+    questions = []
+    for i, q in enumerate(data["questions"]):
+        if not isinstance(q, dict):
+            raise KBFormatError("a question must be an object", path=path, record=f"question #{i}")
+        for f in ("q", "name", "property"):
+            if not isinstance(q.get(f), str) or not q[f].strip():
+                raise KBFormatError("missing or empty string", path=path, record=f"question #{i}", field=f)
+        if q.get("answer") is not None and not isinstance(q["answer"], str):
+            raise KBFormatError("answer must be a string or null", path=path, record=f"question #{i}", field="answer")
+        questions.append(q)
+    return triples, questions
+
+
+def _groups(questions, index, kb_size: int) -> list[list[int]]:
+    """Split questions so that the triples each group asks about fit in half the KB."""
+    per_group = max(1, kb_size // 2)
+    groups, current, asked = [], [], set()
+    for qi, q in enumerate(questions):
+        t = index.get((q["name"], q["property"]))
+        new = {t} if t is not None and t not in asked else set()
+        if current and len(asked) + len(new) > per_group:
+            groups.append(current)
+            current, asked = [], set()
+            new = {t} if t is not None else set()
+        current.append(qi)
+        asked |= new
+    if current:
+        groups.append(current)
+    return groups
+
+
+def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, kb_size: int, mode: str = "kblam",
+             seed: int = 0, generate: bool = True, max_new_tokens: int = 32, progress: bool = False) -> dict[str, Any]:
+    """Run the evaluation; see the module docstring for the metrics."""
+    from tqdm.auto import tqdm
+
+    from .synthetic import SyntheticKBGenerator
+
+    rng = random.Random(seed)
+    index = {(t.name, t.property): i for i, t in enumerate(triples)}
+    absent = {(q["name"], q["property"]) for q in questions if q.get("answer") is None}
+    names = {t.name for t in triples} | {q["name"] for q in questions}
+    pool = SyntheticKBGenerator(split="validation", seed=seed + 7919).distractors(max(0, kb_size), exclude_names=names)
+    pool = [t for t in pool if (t.name, t.property) not in absent]
+    hits1 = hits5 = answerable = correct = 0
+    tp = fp = fn = 0
+    records = []
+    groups = _groups(questions, index, kb_size)
+    bar = tqdm(total=len(questions), disable=not progress, desc=f"eval kb={kb_size} {mode}")
+    for group in groups:
+        asked = {index[(questions[qi]["name"], questions[qi]["property"])] for qi in group
+                 if (questions[qi]["name"], questions[qi]["property"]) in index and questions[qi].get("answer") is not None}
+        others = [i for i in range(len(triples)) if i not in asked and (triples[i].name, triples[i].property) not in absent]
+        rng.shuffle(others)
+        kb = [triples[i] for i in asked] + [triples[i] for i in others[: max(0, kb_size - len(asked))]]
+        if len(kb) < kb_size:
+            kb += rng.sample(pool, min(len(pool), kb_size - len(kb)))
+        rng.shuffle(kb)
+        tokens = model.encode_kb(kb)
+        qs = [questions[qi] for qi in group]
+        scores, null = model.retrieve_batch([q["q"] for q in qs], tokens)
+        for j, q in enumerate(qs):
+            answerable_q = q.get("answer") is not None
+            rec: dict[str, Any] = {"q": q["q"], "expected": q.get("answer")}
+            order = torch.argsort(scores[j], descending=True).tolist()
+            if answerable_q:
+                answerable += 1
+                target = next(i for i, t in enumerate(tokens.triples) if (t.name, t.property) == (q["name"], q["property"]))
+                rank = order.index(target)
+                hits1 += rank == 0
+                hits5 += rank < 5
+                rec["rank"] = rank
+            if generate:
+                res = model.generate(q["q"], kb=tokens, mode=mode, max_new_tokens=max_new_tokens)
+                answer = res.text
+                refused = is_refusal(answer)
+            else:
+                answer = None
+                refused = bool(null[j] > scores[j].max()) if scores.shape[1] else True
+            rec.update(answer=answer, refused=refused)
+            if answerable_q:
+                ok = answer is not None and not refused and normalise(q["answer"]) in normalise(answer)
+                correct += ok
+                rec["correct"] = ok
+                fp += refused
+            else:
+                tp += refused
+                fn += not refused
+            records.append(rec)
+            bar.update(1)
+    bar.close()
+    n_unans = tp + fn
+    return {
+        "kb_size": kb_size,
+        "mode": mode,
+        "questions": len(questions),
+        "answerable": answerable,
+        "unanswerable": n_unans,
+        "top1": hits1 / answerable if answerable else None,
+        "top5": hits5 / answerable if answerable else None,
+        "answer_accuracy": (correct / answerable if answerable else None) if generate else None,
+        "refusal_precision": tp / (tp + fp) if tp + fp else 0.0,
+        "refusal_recall": tp / n_unans if n_unans else None,
+        "examples": records[:20],
+    }
+
+
+def evaluate_file(model, path: str | Path, *, kb_size: int, mode: str = "kblam", seed: int = 0,
+                  generate: bool = True, max_new_tokens: int = 32, progress: bool = True) -> dict[str, Any]:
+    """``kblam eval``: load ``path`` and :func:`evaluate` it."""
+    triples, questions = load_eval_file(path)
+    return evaluate(model, triples, questions, kb_size=kb_size, mode=mode, seed=seed, generate=generate,
+                    max_new_tokens=max_new_tokens, progress=progress)

@@ -1,0 +1,54 @@
+"""`kblam eval` metrics on a tiny chat model (mechanics) — the trained numbers live in docs/."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kblam_integrations.errors import KBFormatError
+from kblam_integrations.training.evaluate import evaluate_file, is_refusal, load_eval_file, normalise
+from kblam_integrations.training.synthetic import write_eval_file
+
+from .conftest import tiny_chat_kblam
+
+
+def test_eval_file_round_trip_and_metric_ranges(tmp_path):
+    path = tmp_path / "eval.json"
+    write_eval_file(path, n_entities=6, n_questions=10, split="validation", seed=1)
+    triples, questions = load_eval_file(path)
+    assert triples and questions
+    model = tiny_chat_kblam()
+    for kb_size in (10, 40):
+        m = evaluate_file(model, path, kb_size=kb_size, mode="grounded", generate=False, progress=False)
+        assert m["kb_size"] == kb_size
+        assert 0.0 <= m["top1"] <= m["top5"] <= 1.0
+        assert m["answerable"] + m["unanswerable"] == len(questions)
+        assert m["refusal_precision"] is not None
+
+
+def test_generation_metrics_run(tmp_path):
+    path = tmp_path / "eval.json"
+    write_eval_file(path, n_entities=3, n_questions=4, split="validation", seed=2)
+    m = evaluate_file(tiny_chat_kblam(), path, kb_size=8, mode="kblam", max_new_tokens=3, progress=False)
+    assert 0.0 <= m["answer_accuracy"] <= 1.0
+
+
+def test_rules():
+    assert normalise("  Port-Alvessa, 1998! ") == "port alvessa 1998"
+    assert is_refusal("I'm sorry, I cannot find that information in the knowledge base.")
+    assert not is_refusal("The founder is Ada.")
+
+
+@pytest.mark.parametrize("content,field", [
+    ("not json", None),
+    (json.dumps({"triples": []}), None),
+    (json.dumps({"triples": [], "questions": [{"q": "x", "name": "", "property": "p"}]}), "name"),
+    (json.dumps({"triples": [], "questions": [{"q": "x", "name": "n", "property": "p", "answer": 3}]}), "answer"),
+])
+def test_bad_eval_files(tmp_path, content, field):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(KBFormatError) as info:
+        load_eval_file(path)
+    assert info.value.field == field
