@@ -637,14 +637,18 @@ BENCH_CONTEXT = {**CONTEXT, "allow_extra_args": True, "ignore_unknown_options": 
 
 BENCHMARKS = {
     "compare": "KBLaM vs. RAG vs. in-context KB: accuracy, latency, memory (benchmarks/compare.py).",
-    "scaling": "Memory and latency as the KB grows (benchmarks/scaling.py).",
+    "scaling": "Memory and latency as the KB grows (benchmarks/kb_scaling.py).",
+    "eval": "Retrieval/answer/refusal sweep of the shipped weights (benchmarks/eval_sweep.py).",
     "extraction": "Precision/recall of the spaCy triple extractor on the gold set (benchmarks/extraction.py).",
 }
 
 
+_BENCH_SCRIPTS = {"scaling": "kb_scaling", "eval": "eval_sweep"}
+
+
 def _add_bench_command(name: str, summary: str) -> None:
     def command(ctx: typer.Context) -> None:
-        _run_benchmark(name, list(ctx.args))
+        _run_benchmark(_BENCH_SCRIPTS.get(name, name), list(ctx.args))
 
     command.__name__ = f"bench_{name}"
     command.__doc__ = f"{summary} Arguments after the name go to the script ('--help' included); -h is this help."

@@ -425,7 +425,7 @@ def test_bench_runs_the_scripts_with_their_arguments(tmp_path, monkeypatch):
     (tmp_path / "compare.py").write_text(
         "import sys, pathlib\n"
         "pathlib.Path(sys.argv[1]).write_text(' '.join(sys.argv[2:]))\n")
-    (tmp_path / "scaling.py").write_text("import sys\nsys.exit(3 if '--fail' in sys.argv else 0)\n")
+    (tmp_path / "kb_scaling.py").write_text("import sys\nsys.exit(3 if '--fail' in sys.argv else 0)\n")
     monkeypatch.setenv("KBLAM_BENCHMARKS_DIR", str(tmp_path))
     marker = tmp_path / "args.txt"
     ok(invoke("bench", "compare", marker, "--kb-sizes", "10,100", "--help"))
@@ -437,7 +437,7 @@ def test_bench_runs_the_scripts_with_their_arguments(tmp_path, monkeypatch):
 def test_bench_missing_scripts(tmp_path, monkeypatch):
     monkeypatch.setenv("KBLAM_BENCHMARKS_DIR", str(tmp_path / "none"))
     user_error(invoke("bench", "compare"), "not found", "compare.py")
-    user_error(invoke("bench", "scaling", "--kb-sizes", "10"), "not found", "scaling.py")
+    user_error(invoke("bench", "scaling", "--kb-sizes", "10"), "not found", "kb_scaling.py")
     user_error(invoke("bench", "extraction"), "not found", "extraction.py")
 
 
@@ -517,7 +517,7 @@ def test_demo_end_to_end(tmp_path):
 def test_cli_reference_page_covers_every_command():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
     for command in ["extract", "kb show", "kb add", "kb remove", "encode", "ask", "chat", "train", "eval",
-                    "bench compare", "bench scaling", "bench extraction", "demo"]:
+                    "bench compare", "bench scaling", "bench extraction", "bench eval", "demo"]:
         assert f"kblam {command}" in doc, command
 
 
