@@ -52,3 +52,14 @@ def test_bad_eval_files(tmp_path, content, field):
     with pytest.raises(KBFormatError) as info:
         load_eval_file(path)
     assert info.value.field == field
+
+
+def test_refusal_calibration_sets_the_ratio(tmp_path):
+    from kblam_integrations.training.evaluate import calibrate_refusal_ratio
+
+    path = tmp_path / "cal.json"
+    write_eval_file(path, n_entities=6, n_questions=12, split="train", seed=3)
+    model = tiny_chat_kblam()
+    ratio, m = calibrate_refusal_ratio(model, path, kb_size=20)
+    assert model.config.refusal_ratio == ratio > 0
+    assert 0.0 <= m["f1"] <= 1.0

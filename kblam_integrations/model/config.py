@@ -22,6 +22,8 @@ class KBLaMConfig:
     ``kb_layer_frequency``: every k-th decoder layer (``layer_idx % k == 0``) is a KB layer.
     ``kb_scale_factor``: KB scores are shifted by ``log(kb_scale_factor) - log(kb_len)``
     so attention mass on the KB stays stable as it grows (None disables the shift).
+    ``refusal_ratio``: grounded mode refuses when the null token's attention exceeds
+    ``refusal_ratio`` x the best triple's (calibrated after training, on the train split).
     ``retrieval_layers``: KB layers whose attention is used as the retrieval score
     (None: the upper half of the KB layers, whose queries have read the question).
     """
@@ -39,6 +41,7 @@ class KBLaMConfig:
     retrieval_layers: list[int] | None = None
     chunk_size: int = 4096
     top_k_kb: int | None = None
+    refusal_ratio: float = 1.0
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     refusal: str = REFUSAL
     extra: dict[str, Any] = field(default_factory=dict)

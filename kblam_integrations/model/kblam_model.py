@@ -379,13 +379,17 @@ class KBLaMModel(nn.Module):
             all_null.append(mass[:, n] if mass.shape[1] > n else torch.zeros(mass.shape[0]))
         return torch.cat(all_scores), torch.cat(all_null)
 
+    def should_refuse(self, best_score: float, null_score: float) -> bool:
+        """Grounded-mode refusal rule: the null token outweighs the best triple (x ``refusal_ratio``)."""
+        return float(null_score) > self.config.refusal_ratio * float(best_score)
+
     def _generate_grounded(self, messages, tokens, *, k, **kwargs) -> GenerationResult:
         if tokens is None or len(tokens) == 0:
             res = self._generate(messages, None, **kwargs)
             res.mode = "grounded"
             return res
         top, null = self.retrieve(messages, tokens, k=k)
-        if top and null > top[0].score:
+        if top and self.should_refuse(top[0].score, null):
             res = GenerationResult(text=self.config.refusal, triples=tokens.triples, null_score=null,
                                    kb_version=tokens.version, mode="grounded")
             streamer = kwargs.get("streamer")

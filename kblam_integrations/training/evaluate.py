@@ -88,8 +88,12 @@ def _groups(questions, index, kb_size: int) -> list[list[int]]:
 
 
 def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, kb_size: int, mode: str = "kblam",
-             seed: int = 0, generate: bool = True, max_new_tokens: int = 32, progress: bool = False) -> dict[str, Any]:
-    """Run the evaluation; see the module docstring for the metrics."""
+             seed: int = 0, generate: bool = True, max_new_tokens: int = 32, progress: bool = False,
+             return_records: bool = False) -> dict[str, Any] | tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the evaluation; see the module docstring for the metrics.
+
+    With ``return_records`` also returns one record per question (scores, answer, verdicts).
+    """
     from tqdm.auto import tqdm
 
     from .synthetic import SyntheticKBGenerator
@@ -119,7 +123,8 @@ def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, k
         scores, null = model.retrieve_batch([q["q"] for q in qs], tokens)
         for j, q in enumerate(qs):
             answerable_q = q.get("answer") is not None
-            rec: dict[str, Any] = {"q": q["q"], "expected": q.get("answer")}
+            rec: dict[str, Any] = {"q": q["q"], "expected": q.get("answer"), "answerable": answerable_q,
+                                   "best": float(scores[j].max()) if scores.shape[1] else 0.0, "null": float(null[j])}
             order = torch.argsort(scores[j], descending=True).tolist()
             if answerable_q:
                 answerable += 1
@@ -134,7 +139,7 @@ def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, k
                 refused = is_refusal(answer)
             else:
                 answer = None
-                refused = bool(null[j] > scores[j].max()) if scores.shape[1] else True
+                refused = model.should_refuse(float(scores[j].max()), float(null[j])) if scores.shape[1] else True
             rec.update(answer=answer, refused=refused)
             if answerable_q:
                 ok = answer is not None and not refused and normalise(q["answer"]) in normalise(answer)
@@ -148,7 +153,7 @@ def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, k
             bar.update(1)
     bar.close()
     n_unans = tp + fn
-    return {
+    metrics = {
         "kb_size": kb_size,
         "mode": mode,
         "questions": len(questions),
@@ -161,6 +166,7 @@ def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, k
         "refusal_recall": tp / n_unans if n_unans else None,
         "examples": records[:20],
     }
+    return (metrics, records) if return_records else metrics
 
 
 def evaluate_file(model, path: str | Path, *, kb_size: int, mode: str = "kblam", seed: int = 0,
@@ -169,3 +175,25 @@ def evaluate_file(model, path: str | Path, *, kb_size: int, mode: str = "kblam",
     triples, questions = load_eval_file(path)
     return evaluate(model, triples, questions, kb_size=kb_size, mode=mode, seed=seed, generate=generate,
                     max_new_tokens=max_new_tokens, progress=progress)
+
+
+def calibrate_refusal_ratio(model, path: str | Path, *, kb_size: int = 100, seed: int = 0) -> tuple[float, dict]:
+    """Pick ``config.refusal_ratio`` maximising refusal F1 on ``path`` (use a *train-split* file).
+
+    One retrieval pass; the ratio only moves the decision threshold. Updates the model's config.
+    """
+    triples, questions = load_eval_file(path)
+    _, records = evaluate(model, triples, questions, kb_size=kb_size, mode="grounded", seed=seed, generate=False,
+                          return_records=True)
+    best = None
+    for ratio in (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0):
+        tp = sum(1 for r in records if not r["answerable"] and r["null"] > ratio * r["best"])
+        fp = sum(1 for r in records if r["answerable"] and r["null"] > ratio * r["best"])
+        fn = sum(1 for r in records if not r["answerable"] and not r["null"] > ratio * r["best"])
+        p = tp / (tp + fp) if tp + fp else 0.0
+        rc = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * p * rc / (p + rc) if p + rc else 0.0
+        if best is None or f1 > best[0]:
+            best = (f1, ratio, {"refusal_precision": p, "refusal_recall": rc, "f1": f1})
+    model.config.refusal_ratio = best[1]
+    return best[1], best[2]
