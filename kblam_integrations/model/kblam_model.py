@@ -390,7 +390,9 @@ class KBLaMModel(nn.Module):
             return res
         top, null = self.retrieve(messages, tokens, k=k)
         if top and self.should_refuse(top[0].score, null):
-            res = GenerationResult(text=self.config.refusal, triples=tokens.triples, null_score=null,
+            # Still report what was attended: the refusal is explained by these scores.
+            res = GenerationResult(text=self.config.refusal, triples=tuple(s.triple for s in top),
+                                   scores=torch.tensor([s.score for s in top]), null_score=null,
                                    kb_version=tokens.version, mode="grounded")
             streamer = kwargs.get("streamer")
             if streamer is not None:  # no tokens were generated: hand the text over directly
