@@ -7,18 +7,25 @@ class KBLaMError(Exception):
     """Base class for all errors raised by kblam_integrations."""
 
 
+def _located(message: str, path: object = None, record: object = None, field: str | None = None) -> str:
+    """``message (file '...', record '...', field '...')`` with only the parts that are known."""
+    where = []
+    if path is not None:
+        where.append(f"file {str(path)!r}")
+    if record is not None:
+        where.append(f"record {record!r}")
+    if field is not None:
+        where.append(f"field {field!r}")
+    return f"{message} ({', '.join(where)})" if where else message
+
+
 class KBValidationError(KBLaMError, ValueError):
     """A triple or record is malformed (missing field, empty string, non-string...)."""
 
     def __init__(self, message: str, *, record: object = None, field: str | None = None):
         self.record = record
         self.field = field
-        where = []
-        if record is not None:
-            where.append(f"record {record!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+        super().__init__(_located(message, record=record, field=field))
 
 
 class DuplicateTripleError(KBValidationError):
@@ -39,14 +46,7 @@ class KBFormatError(KBLaMError, ValueError):
         self.path = path
         self.record = record
         self.field = field
-        where = []
-        if path is not None:
-            where.append(f"file {str(path)!r}")
-        if record is not None:
-            where.append(f"record {record!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+        super().__init__(_located(message, path, record, field))
 
 
 class ModelNotFoundError(KBLaMError, FileNotFoundError):
