@@ -42,7 +42,7 @@ from pydantic import Field, PrivateAttr, ValidationError
 from ..errors import ConfigError, KBValidationError
 from .model_cache import (
     KBLaMRunner,
-    _reject_unknown_settings,
+    _normalise_settings,
     attention_records,
     check_generation_options,
     generate_locked,
@@ -168,11 +168,8 @@ class KBLaMLLM(BaseChatModel):
     _runner: KBLaMRunner = PrivateAttr()
 
     def __init__(self, kb: Any = None, **kwargs: Any):
-        max_tokens = kwargs.pop("max_tokens", None)
-        if max_tokens is not None and kwargs.get("max_new_tokens") is None:
-            kwargs["max_new_tokens"] = max_tokens
         kwargs.setdefault("cache", False)  # a cached answer would ignore KB changes
-        _reject_unknown_settings(type(self), kwargs)
+        _normalise_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
         except ValidationError as exc:

@@ -50,7 +50,7 @@ from ..kb.triple import Triple
 from .kb_source import ENCODED_KB_SUFFIX, KB_FILE_SUFFIXES, resolve_kb
 from .model_cache import (
     KBLaMRunner,
-    _reject_unknown_settings,
+    _normalise_settings,
     attention_records,
     check_generation_options,
     generate_locked,
@@ -137,10 +137,7 @@ class KBLaMLlamaIndexLLM(CustomLLM):
     _runner: KBLaMRunner = PrivateAttr()
 
     def __init__(self, kb: Any = None, **kwargs: Any):
-        max_tokens = kwargs.pop("max_tokens", None)
-        if max_tokens is not None and kwargs.get("max_new_tokens") is None:
-            kwargs["max_new_tokens"] = max_tokens
-        _reject_unknown_settings(type(self), kwargs)
+        _normalise_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
         except ValidationError as exc:

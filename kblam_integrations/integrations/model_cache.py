@@ -446,10 +446,14 @@ def check_generation_options(*, max_new_tokens: Any, temperature: Any, mode: Any
 IGNORED_SETTINGS = frozenset({"timeout", "request_timeout", "max_retries", "api_key", "base_url", "api_base"})
 
 
-def _reject_unknown_settings(cls: type, kwargs: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` for constructor arguments that are neither fields nor ignorable."""
+def _normalise_settings(cls: type, kwargs: dict[str, Any]) -> None:
+    """Prepare constructor arguments in place: ``max_tokens`` is an alias of ``max_new_tokens``,
+    framework-generic settings are dropped, anything else unknown raises :class:`ConfigError`."""
     from ..errors import ConfigError
 
+    max_tokens = kwargs.pop("max_tokens", None)
+    if max_tokens is not None and kwargs.get("max_new_tokens") is None:
+        kwargs["max_new_tokens"] = max_tokens
     known = set(IGNORED_SETTINGS)
     for name, info in getattr(cls, "model_fields", {}).items():
         known.add(name)
