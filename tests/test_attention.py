@@ -173,3 +173,159 @@ def test_hand_built_adapters_retrieve_the_right_triple():
             model.backbone(input_ids=q)
         mass = ctx.records[layer].mean_mass()[0, :n]
         assert int(mass.argmax()) == i
+
+
+# ------------------------------------------------------------ no copies of the KB, null token apart
+def _reference_attention(query, key, value, mask, scaling, kb_query, kb_keys, kb_values, null_key, null_value,
+                         shift):
+    """The old formulation: null token concatenated onto the KB, one dense fp32 softmax."""
+    from kblam_integrations.attention.rectangular import _repeat_kv, text_scores
+
+    keys = torch.cat([kb_keys, null_key[None]]) if null_key is not None else kb_keys
+    values = torch.cat([kb_values, null_value[None]]) if null_value is not None else kb_values
+    kb = torch.einsum("bhqd,nhd->bhqn", kb_query.float(), keys.float()) * scaling + shift
+    t = text_scores(query, key, mask, scaling)
+    p = torch.softmax(torch.cat([kb, t], dim=-1), dim=-1)
+    n = keys.shape[0]
+    v_text = _repeat_kv(value, query.shape[1] // key.shape[1]).float()
+    out = torch.einsum("bhqn,nhd->bhqd", p[..., :n], values.float()) + torch.matmul(p[..., n:], v_text)
+    return out.transpose(1, 2), p[:, :, -1, :n].mean(dim=1)
+
+
+def _random_layer(b=2, h=4, kvh=2, q=7, kv=7, d=8, n=23, seed=0, dtype=torch.float16, layer_major=True):
+    g = torch.Generator().manual_seed(seed)
+    query, kb_query = torch.randn(b, h, q, d, generator=g), torch.randn(b, h, q, d, generator=g)
+    key, value = torch.randn(b, kvh, kv, d, generator=g), torch.randn(b, kvh, kv, d, generator=g)
+    layers = 3
+    if layer_major:
+        kb_k = torch.randn(layers, n, h * d, generator=g).to(dtype).transpose(0, 1)
+        kb_v = torch.randn(layers, n, h * d, generator=g).to(dtype).transpose(0, 1)
+    else:
+        kb_k = torch.randn(n, layers, h * d, generator=g).to(dtype)
+        kb_v = torch.randn(n, layers, h * d, generator=g).to(dtype)
+    null_k, null_v = torch.randn(h, d, generator=g), torch.randn(h, d, generator=g)
+    j = 1
+    return dict(query=query, key=key, value=value, kb_query=kb_query, kb_keys=kb_k[:, j].view(n, h, d),
+                kb_values=kb_v[:, j].view(n, h, d), null_key=null_k, null_value=null_v)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 4096])
+@pytest.mark.parametrize("mask_kind", ["causal", "bool", "additive"])
+@pytest.mark.parametrize("layer_major", [True, False])
+def test_streamed_attention_with_separate_null_token_equals_the_concatenated_softmax(chunk, mask_kind, layer_major):
+    from kblam_integrations.attention import KBAttentionRecord, rectangular_attention
+
+    x = _random_layer(layer_major=layer_major)
+    b, q = x["query"].shape[0], x["query"].shape[2]
+    causal = torch.ones(q, q).tril().bool()
+    if mask_kind == "causal":
+        mask = None
+    else:
+        allowed = causal[None, None].expand(b, 1, q, q).clone()
+        allowed[1, :, :, :3] = False  # left padding of the second row (fully masked rows included)
+        mask = allowed if mask_kind == "bool" else torch.zeros(b, 1, q, q).masked_fill(~allowed, float("-inf"))
+    shift = -1.3
+    record = KBAttentionRecord()
+    out = rectangular_attention(x["query"], x["key"], x["value"], mask, 0.35, x["kb_query"], x["kb_keys"],
+                                x["kb_values"], null_key=x["null_key"], null_value=x["null_value"],
+                                score_shift=shift, chunk_size=chunk, record=record)
+    ref, ref_mass = _reference_attention(x["query"], x["key"], x["value"], mask, 0.35, x["kb_query"], x["kb_keys"],
+                                         x["kb_values"], x["null_key"], x["null_value"], shift)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, ref, atol=1e-5)
+    n = x["kb_keys"].shape[0]
+    assert record.mass_sum.shape == (b, n + 1)  # null token = last column
+    assert torch.allclose(record.mass_sum, ref_mass, atol=1e-6)
+
+
+def test_overflowing_scores_fall_back_to_per_chunk_max():
+    """KB scores far above the text's (exp would overflow fp32 against it) are still exact."""
+    from kblam_integrations.attention import KBAttentionRecord, rectangular_attention
+
+    x = _random_layer(layer_major=True)
+    big_k = (x["kb_keys"].float() * 60).half()  # scores of several hundred
+    record = KBAttentionRecord()
+    out = rectangular_attention(x["query"], x["key"], x["value"], None, 1.0, x["kb_query"], big_k, x["kb_values"],
+                                null_key=x["null_key"], null_value=x["null_value"], chunk_size=4, record=record)
+    ref, ref_mass = _reference_attention(x["query"], x["key"], x["value"], None, 1.0, x["kb_query"], big_k,
+                                         x["kb_values"], x["null_key"], x["null_value"], 0.0)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, ref, atol=1e-4)
+    assert torch.allclose(record.mass_sum, ref_mass, atol=1e-5)
+
+
+def test_kb_context_holds_the_kb_tensors_not_copies(family):
+    model = tiny_kblam(family)
+    tokens = model.encode_kb(TRIPLES)
+    ctx = model.kb_context(tokens, record=True)
+    # the very same tensors (same storage, same data pointer): no concatenation, no .to() copy
+    assert ctx.keys.data_ptr() == tokens.keys.data_ptr() and ctx.values.data_ptr() == tokens.values.data_ptr()
+    assert ctx.keys.untyped_storage().data_ptr() == tokens.keys.untyped_storage().data_ptr()
+    assert ctx.keys.shape[0] == len(tokens)
+    null = model.adapters.null_token()
+    assert torch.equal(ctx.null_keys, null[0][0].to(tokens.keys.dtype))
+    assert ctx.num_tokens == len(tokens) + 1
+
+
+def test_knowledge_tokens_are_stored_layer_major(family):
+    model = tiny_kblam(family)
+    tokens = model.encode_kb(TRIPLES)
+    for j in range(model.adapters.num_kb_layers):
+        assert tokens.keys[:, j].is_contiguous() and tokens.values[:, j].is_contiguous()
+    assert tokens.keys.shape == (len(TRIPLES), model.adapters.num_kb_layers, model.adapters.kb_dim)
+
+
+def test_null_token_output_and_records_equal_the_concatenated_kb(family):
+    """End to end: the model with the separate null token == the old concatenated-KB computation."""
+    from kblam_integrations.attention.context import KBContext
+
+    model = tiny_kblam(family)
+    ids = _ids()
+    tokens = model.encode_kb(TRIPLES)
+    new = model.kb_context(tokens, record=True)
+    null = model.adapters.null_token()
+    old = KBContext(keys=torch.cat([tokens.keys, null[0].to(tokens.keys.dtype)]),
+                    values=torch.cat([tokens.values, null[1].to(tokens.values.dtype)]),
+                    layer_map=new.layer_map, query_projections=new.query_projections, kb_len=new.kb_len,
+                    kb_scale_factor=new.kb_scale_factor, chunk_size=new.chunk_size, record=True)
+    with torch.no_grad():
+        got = model(ids, context=new).logits
+        want = model(ids, context=old).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    for layer in model.config.kb_layers:
+        assert new.records[layer].mass_sum.shape[-1] == len(tokens) + 1
+        assert torch.allclose(new.records[layer].mass_sum, old.records[layer].mass_sum, atol=1e-6)
+
+
+def test_training_logits_keep_the_null_column_and_its_gradient(family):
+    model = tiny_kblam(family)
+    ids = _ids()
+    emb_k, emb_v = model.encoder.embed_triples(TRIPLES)
+    keys, values = model.adapters(emb_k, emb_v)
+    from kblam_integrations.encoding.manager import KBTokens
+
+    tokens = KBTokens(-1, tuple(TRIPLES), keys, values)
+    for detach in (False, True):
+        model.zero_grad()
+        ctx = model.kb_context(tokens, keep_logits=True)
+        ctx.detach_query_input = detach
+        with use_kb(ctx), torch.set_grad_enabled(not detach):
+            model.backbone.get_decoder()(input_ids=ids)
+        layer = model.config.kb_layers[-1]
+        logits = ctx.records[layer].logits
+        assert logits.shape[-1] == len(TRIPLES) + 1
+        logits[..., -1].sum().backward(retain_graph=True)
+        assert model.adapters.null_key.grad is not None and model.adapters.null_key.grad.abs().sum() > 0
+
+
+def test_forward_with_autograd_still_differentiates_through_the_kb(family):
+    model = tiny_kblam(family)
+    ids = _ids()
+    tokens = model.encode_kb(TRIPLES)
+    with torch.no_grad():
+        want = model(ids, context=model.kb_context(tokens)).logits
+    got = model(ids, context=model.kb_context(tokens)).logits  # grad mode on: KB query heads are trainable
+    assert torch.allclose(got, want, atol=1e-5)
+    got.sum().backward()
+    head = model.kb_queries[str(model.config.kb_layers[0])]
+    assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0

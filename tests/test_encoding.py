@@ -103,3 +103,47 @@ def test_fp16_and_bf16_storage():
     kbf, _ = model.encoder.encode(t, dtype=torch.bfloat16)
     assert k16.dtype == torch.float16 and kbf.dtype == torch.bfloat16
     assert torch.allclose(k16.float(), kbf.float(), atol=5e-2)
+
+
+def test_encoding_fills_a_preallocated_fp16_buffer_block_by_block():
+    """No fp32 adapter output (or embedding matrix) for the whole KB: the adapters see one block at a time."""
+    model = tiny_kblam()
+    triples = [Triple(f"Entity {i}", "founder", f"Person {i}") for i in range(50)]
+    seen = []
+    forward = model.adapters.forward
+
+    def spy(k, v):
+        seen.append(k.shape[0])
+        return forward(k, v)
+
+    model.adapters.forward = spy
+    keys, values = model.encoder.encode(triples, block_size=16)
+    assert max(seen) == 16 and sum(seen) == 50
+    assert keys.dtype == values.dtype == torch.float16
+    for j in range(model.adapters.num_kb_layers):  # layer-major storage: each layer one contiguous block
+        assert keys[:, j].is_contiguous() and values[:, j].is_contiguous()
+    model.adapters.forward = forward
+    ref_k, ref_v = model.encoder.encode(triples, block_size=1000)
+    assert torch.equal(keys, ref_k) and torch.equal(values, ref_v)
+    with torch.no_grad():
+        fp32_k, _ = model.adapters(*model.encoder.embed_triples(triples))
+    assert torch.allclose(keys.float(), fp32_k, atol=2e-3)
+
+
+def test_incremental_updates_and_reloads_stay_layer_major(tmp_path):
+    model = tiny_kblam()
+    kb = _kb(8)
+    manager = model.kb_manager(kb)
+    first = manager.snapshot()
+    kb.add("Entity new", "founder", "Person new")
+    kb.remove(("Entity 3", "founder", "Person 3"))
+    snap = manager.snapshot()
+    loaded = KBManager.load(manager.save(tmp_path / "kb.safetensors"), model.encoder).snapshot()
+    for tokens in (first, snap, loaded):
+        for j in range(model.adapters.num_kb_layers):
+            assert tokens.keys[:, j].is_contiguous() and tokens.values[:, j].is_contiguous()
+    for t in snap.triples:
+        if t in first.triples:
+            assert torch.equal(first.keys[first.triples.index(t)], snap.keys[snap.triples.index(t)])
+            assert torch.equal(first.values[first.triples.index(t)], snap.values[snap.triples.index(t)])
+        assert torch.equal(snap.keys[snap.triples.index(t)], loaded.keys[loaded.triples.index(t)])

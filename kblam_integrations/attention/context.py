@@ -41,9 +41,12 @@ class KBAttentionRecord:
 class KBContext:
     """Knowledge tokens for one call.
 
-    keys/values: ``[N, n_kb_layers, H * head_dim]`` (N includes the null token if any).
-    ``kb_len`` is the number of real triples, used for the ``log(scale) - log(kb_len)``
-    shift. ``layer_map`` maps a decoder layer index to its slice ``j``.
+    keys/values: ``[N, n_kb_layers, H * head_dim]``, the KB's own tensors (never copied:
+    each layer reads its strided slice ``keys[:, j]`` in place). ``null_keys`` /
+    ``null_values``: ``[n_kb_layers, H * head_dim]``, the learned null token, kept apart
+    so that adding it costs no copy of the KB; it is the last KB column of every score,
+    record and logits matrix. ``kb_len`` is the number of real triples, used for the
+    ``log(scale) - log(kb_len)`` shift. ``layer_map`` maps a decoder layer index to its slice ``j``.
     """
 
     keys: torch.Tensor
@@ -61,10 +64,13 @@ class KBContext:
     records: dict[int, KBAttentionRecord] = field(default_factory=dict)
     # KB query states per layer, filled by the pre-attention hook of each KB layer.
     kb_queries: dict[int, torch.Tensor] = field(default_factory=dict)
+    null_keys: torch.Tensor | None = None
+    null_values: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
-        return int(self.keys.shape[0])
+        """KB columns: knowledge tokens + the null token (if any)."""
+        return int(self.keys.shape[0]) + (self.null_keys is not None)
 
     @property
     def score_shift(self) -> float:

@@ -24,7 +24,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from ..errors import ConfigError
 from .context import KBAttentionRecord, active_kb
-from .rectangular import rectangular_attention
+from .rectangular import kb_logits, rectangular_attention
 
 KBLAM_ATTENTION = "kblam"
 _SUPPORTED_BASES = ("sdpa", "eager")
@@ -65,26 +65,32 @@ def _make_attention(base: str):
         if kb_query is None:
             raise RuntimeError(f"KB query states for layer {layer} are missing; was the KB injected into this model?")
         j = ctx.layer_map[layer]
-        n, h, d = ctx.num_tokens, query.shape[1], query.shape[-1]
+        n, h, d = ctx.keys.shape[0], query.shape[1], query.shape[-1]
         record = None
         if ctx.record or ctx.keep_logits:
             record = ctx.records.setdefault(layer, KBAttentionRecord())
         scale = scaling if scaling is not None else d ** -0.5
+        # Strided views of the KB's own storage (no copy); the null token rides alongside.
         kb_keys, kb_values = ctx.keys[:, j].view(n, h, d), ctx.values[:, j].view(n, h, d)
+        null_k = ctx.null_keys[j].view(h, d) if ctx.null_keys is not None else None
+        null_v = ctx.null_values[j].view(h, d) if ctx.null_values is not None else None
         if ctx.detach_query_input:
             # Retrieval training: the backbone runs without autograd; only the KB logits
             # (query head x key adapter) keep a graph.
             with torch.no_grad():
                 out = rectangular_attention(query, key, value, attention_mask, scale, kb_query.detach(),
-                                            kb_keys.detach(), kb_values.detach(), score_shift=ctx.score_shift,
-                                            chunk_size=ctx.chunk_size, top_k=ctx.top_k)
+                                            kb_keys.detach(), kb_values.detach(),
+                                            null_key=None if null_k is None else null_k.detach(),
+                                            null_value=None if null_v is None else null_v.detach(),
+                                            score_shift=ctx.score_shift, chunk_size=ctx.chunk_size, top_k=ctx.top_k)
             if record is not None:
                 with torch.enable_grad():  # re-slice: views taken under no_grad carry no graph
-                    keys_j = ctx.keys[:, j].reshape(n, h, d).float()
-                    record.logits = torch.einsum("bhqd,nhd->bhqn", kb_query.float(), keys_j) * scale + ctx.score_shift
+                    null_j = ctx.null_keys[j].view(h, d) if ctx.null_keys is not None else None
+                    record.logits = kb_logits(kb_query, ctx.keys[:, j].view(n, h, d), scale, ctx.score_shift, null_j)
             return out, None
         out = rectangular_attention(
             query, key, value, attention_mask, scale, kb_query, kb_keys, kb_values,
+            null_key=null_k, null_value=null_v,
             score_shift=ctx.score_shift, chunk_size=ctx.chunk_size, top_k=ctx.top_k,
             record=record, keep_logits=ctx.keep_logits,
         )

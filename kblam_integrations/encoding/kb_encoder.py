@@ -11,6 +11,9 @@ from ..kb.triple import Triple
 from .adapters import KnowledgeAdapters
 
 _PROGRESS_THRESHOLD = 2048
+# Triples encoded per block: the sentence encoder sees 2 x this many texts per call and
+# the fp32 adapter outputs of a block are ~2 x ENCODE_BLOCK x layers x kb_dim x 4 bytes.
+ENCODE_BLOCK = 512
 
 
 class KBEncoder:
@@ -50,13 +53,38 @@ class KBEncoder:
         return emb[:n], emb[n:]
 
     def encode(self, triples: Sequence[Triple], *, dtype: torch.dtype = torch.float16,
-               show_progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Knowledge tokens ``(keys, values)``, each ``[N, num_kb_layers, kb_dim]``."""
-        key_emb, value_emb = self.embed_triples(triples, show_progress)
-        self.triples_encoded += len(triples)
-        with torch.no_grad():
-            keys, values = self.adapters(key_emb, value_emb)
-        return keys.to(dtype), values.to(dtype)
+               show_progress: bool | None = None, block_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Knowledge tokens ``(keys, values)``, each ``[N, num_kb_layers, kb_dim]`` in ``dtype``.
+
+        Memory: the result is allocated once, layer-major (see
+        :func:`~kblam_integrations.encoding.manager.empty_tokens`), and filled ``block_size``
+        triples at a time (default :data:`ENCODE_BLOCK`): the fp32 sentence embeddings and
+        adapter outputs only ever exist for one block, never for the whole KB.
+        """
+        from .manager import empty_tokens
+
+        n = len(triples)
+        block = max(1, block_size or ENCODE_BLOCK)
+        layers, dim = self.adapters.num_kb_layers, self.adapters.kb_dim
+        device = self.adapters.key.weight.device
+        keys = empty_tokens(n, layers, dim, dtype=dtype, device=device)
+        values = empty_tokens(n, layers, dim, dtype=dtype, device=device)
+        progress = n >= _PROGRESS_THRESHOLD if show_progress is None else show_progress
+        starts = range(0, n, block)
+        if progress and n > block:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, total=-(-n // block), desc="encoding KB", unit="block")
+        for lo in starts:
+            hi = min(n, lo + block)
+            key_emb, value_emb = self.embed_triples(triples[lo:hi], progress and n <= block)
+            with torch.no_grad():
+                k, v = self.adapters(key_emb.to(device), value_emb.to(device))
+            keys[lo:hi] = k  # cast to ``dtype`` on the copy
+            values[lo:hi] = v
+            del k, v, key_emb, value_emb
+        self.triples_encoded += n
+        return keys, values
 
     @property
     def fingerprint(self) -> str:

@@ -26,9 +26,41 @@ from ..kb.triple import Triple
 from .kb_encoder import KBEncoder
 
 
+def empty_tokens(n: int, layers: int, dim: int, *, dtype: torch.dtype = torch.float16,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """Uninitialised knowledge tokens ``[n, layers, dim]`` stored **layer-major**.
+
+    The tensor is a transposed view of ``[layers, n, dim]`` storage, so indexing by
+    triple (``t[i]``) works as for any ``[n, layers, dim]`` tensor while each KB layer's
+    slice ``t[:, j]`` is one contiguous block: attention streams it sequentially and
+    never needs a per-layer copy.
+    """
+    return torch.empty(layers, n, dim, dtype=dtype, device=device).transpose(0, 1)
+
+
+def is_layer_major(t: torch.Tensor) -> bool:
+    """Whether ``t[:, j]`` is contiguous for every layer ``j`` (see :func:`empty_tokens`)."""
+    return t.dim() == 3 and t.transpose(0, 1).is_contiguous()
+
+
+def layer_major(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``t`` itself if already layer-major (and of ``dtype``), else a layer-major copy."""
+    dtype = dtype or t.dtype
+    if is_layer_major(t) and t.dtype == dtype:
+        return t
+    out = empty_tokens(t.shape[0], t.shape[1], t.shape[2], dtype=dtype, device=t.device)
+    for j in range(t.shape[1]):  # one layer at a time: no full-size temporary
+        out[:, j] = t[:, j]
+    return out
+
+
 @dataclass(frozen=True)
 class KBTokens:
-    """An immutable, consistent view: triples[i] owns keys[i] / values[i]."""
+    """An immutable, consistent view: triples[i] owns keys[i] / values[i].
+
+    ``keys``/``values`` are ``[N, n_kb_layers, kb_dim]``; the encoder stores them
+    layer-major (:func:`empty_tokens`), but any layout works.
+    """
 
     version: int
     triples: tuple[Triple, ...]
@@ -55,7 +87,8 @@ class KBManager:
         self._lock = threading.RLock()
         self._pending: list[KBChange] = []
         layers, dim = encoder.adapters.num_kb_layers, encoder.adapters.kb_dim
-        self._snapshot = KBTokens(-1, (), torch.zeros(0, layers, dim, dtype=dtype), torch.zeros(0, layers, dim, dtype=dtype))
+        self._snapshot = KBTokens(-1, (), empty_tokens(0, layers, dim, dtype=dtype),
+                                  empty_tokens(0, layers, dim, dtype=dtype))
         self._unsubscribe = self.kb.subscribe(self._on_change)
         self._needs_full = True
 
@@ -87,8 +120,10 @@ class KBManager:
         new_k, new_v = self.encoder.encode(new, dtype=self.dtype)
         index = torch.tensor(keep_rows, dtype=torch.long)
         kept = [t for t in triples if t.id in row]
-        keys = torch.cat([old.keys.index_select(0, index), new_k])
-        values = torch.cat([old.values.index_select(0, index), new_v])
+        # A new tensor (the old snapshot may still be in use), filled layer by layer: no
+        # intermediate copy of the kept tokens.
+        keys = _gather_and_append(old.keys, index, new_k, self.dtype)
+        values = _gather_and_append(old.values, index, new_v, self.dtype)
         return KBTokens(version, tuple(kept) + tuple(new), keys, values)
 
     def refresh(self) -> None:
@@ -157,7 +192,22 @@ class KBManager:
         version, current = kb.snapshot()
         order = {t.id: i for i, t in enumerate(triples)}
         index = torch.tensor([order[t.id] for t in current], dtype=torch.long)
-        manager._snapshot = KBTokens(version, current, keys.index_select(0, index).to(dtype),
-                                     values.index_select(0, index).to(dtype))
+        empty = torch.zeros(0, keys.shape[1], keys.shape[2], dtype=dtype)
+        manager._snapshot = KBTokens(version, current, _gather_and_append(keys, index, empty, dtype),
+                                     _gather_and_append(values, index, empty, dtype))
         manager._needs_full = False
         return manager
+
+
+def _gather_and_append(old: torch.Tensor, index: torch.Tensor, new: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Layer-major ``cat([old[index], new])`` in ``dtype``, written straight into the result."""
+    k = index.numel()
+    out = empty_tokens(k + new.shape[0], old.shape[1], old.shape[2], dtype=dtype, device=old.device)
+    for j in range(old.shape[1]):  # one layer at a time: temporaries are one layer's slice at most
+        if k and old.dtype == dtype:
+            torch.index_select(old[:, j], 0, index, out=out[:k, j])
+        elif k:
+            out[:k, j] = old[:, j].index_select(0, index)
+        if new.shape[0]:
+            out[k:, j] = new[:, j]
+    return out

@@ -221,14 +221,16 @@ class KBLaMModel(nn.Module):
         """The attention context for these tokens (None when the KB is empty: exact base model)."""
         if tokens is None or len(tokens) == 0:
             return None
-        keys, values = tokens.keys, tokens.values
-        null = self.adapters.null_token()
-        if null is not None:
-            keys = torch.cat([keys, null[0].to(keys.dtype)])
-            values = torch.cat([values, null[1].to(values.dtype)])
+        # The KB's own tensors, not a copy (``.to`` is a no-op on the same device): the null
+        # token travels separately instead of being concatenated onto every knowledge token.
         device = next(self.backbone.parameters()).device
+        keys, values = tokens.keys.to(device), tokens.values.to(device)
+        null = self.adapters.null_token()
+        null_keys = null_values = None
+        if null is not None:
+            null_keys, null_values = null[0][0].to(device, keys.dtype), null[1][0].to(device, values.dtype)
         return KBContext(
-            keys=keys.to(device), values=values.to(device),
+            keys=keys, values=values, null_keys=null_keys, null_values=null_values,
             layer_map={l: j for j, l in enumerate(self.config.kb_layers)},
             query_projections={int(k): v for k, v in self.kb_queries.items()},
             kb_len=len(tokens), kb_scale_factor=self.config.kb_scale_factor, chunk_size=self.config.chunk_size,
