@@ -318,6 +318,19 @@ def test_training_logits_keep_the_null_column_and_its_gradient(family):
         assert model.adapters.null_key.grad is not None and model.adapters.null_key.grad.abs().sum() > 0
 
 
+def test_scores_only_pass_includes_the_null_column(family):
+    model = tiny_kblam(family)
+    ids = _ids(batch=1)
+    tokens = model.encode_kb(TRIPLES)
+    ctx = model.kb_context(tokens, record=True, scores_only=True)
+    with torch.no_grad(), use_kb(ctx):
+        model.backbone(input_ids=ids)
+    layer = model.config.kb_layers[0]
+    probs = ctx.records[layer].mean_mass()
+    assert probs.shape == (1, len(tokens) + 1)
+    assert torch.allclose(probs.sum(-1), torch.ones(1), atol=1e-5)
+
+
 def test_forward_with_autograd_still_differentiates_through_the_kb(family):
     model = tiny_kblam(family)
     ids = _ids()

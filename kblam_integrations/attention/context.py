@@ -61,6 +61,9 @@ class KBContext:
     keep_logits: bool = False
     # Training: compute KB queries from detached hidden states (no backprop into the backbone).
     detach_query_input: bool = False
+    # Retrieval pass: record KB retrieval probabilities (last prompt row) but leave every
+    # attention output exactly the backbone's (see :mod:`.scoring`).
+    scores_only: bool = False
     records: dict[int, KBAttentionRecord] = field(default_factory=dict)
     # KB query states per layer, filled by the pre-attention hook of each KB layer.
     kb_queries: dict[int, torch.Tensor] = field(default_factory=dict)

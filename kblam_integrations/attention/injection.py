@@ -24,7 +24,8 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from ..errors import ConfigError
 from .context import KBAttentionRecord, active_kb
-from .rectangular import kb_logits, rectangular_attention
+from .rectangular import _accumulate, kb_logits, rectangular_attention
+from .scoring import kb_retrieval_probs
 
 KBLAM_ATTENTION = "kblam"
 _SUPPORTED_BASES = ("sdpa", "eager")
@@ -74,6 +75,11 @@ def _make_attention(base: str):
         kb_keys, kb_values = ctx.keys[:, j].view(n, h, d), ctx.values[:, j].view(n, h, d)
         null_k = ctx.null_keys[j].view(h, d) if ctx.null_keys is not None else None
         null_v = ctx.null_values[j].view(h, d) if ctx.null_values is not None else None
+        if ctx.scores_only:
+            probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, chunk_size=ctx.chunk_size)
+            rec = ctx.records.setdefault(layer, KBAttentionRecord())
+            _accumulate(rec, probs.unsqueeze(1))
+            return base_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
         if ctx.detach_query_input:
             # Retrieval training: the backbone runs without autograd; only the KB logits
             # (query head x key adapter) keep a graph.
@@ -97,6 +103,15 @@ def _make_attention(base: str):
         return out, None
 
     return kblam_attention_forward
+
+
+def _prompt_rows(mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor | None:
+    """``[B, q]`` non-padding query rows in a prefill, read off the mask row of the last token."""
+    if mask is None:
+        return None
+    q_len = query.shape[2]
+    last = mask[:, 0, -1, -q_len:]
+    return last if mask.dtype == torch.bool else last > torch.finfo(mask.dtype).min / 2
 
 
 def _register(base: str) -> str:

@@ -98,11 +98,11 @@ class KBLaMModel(nn.Module):
         heads = {}
         for layer in config.kb_layers:
             w, b = _query_weight(modules[layer], config.kb_dim)
-            lin = nn.Linear(w.shape[1], config.kb_dim, bias=b is not None)
+            # always with a bias: retrieval training folds a feature standardisation into it
+            lin = nn.Linear(w.shape[1], config.kb_dim, bias=True)
             with torch.no_grad():
                 lin.weight.copy_(w)
-                if b is not None:
-                    lin.bias.copy_(b)
+                lin.bias.copy_(b if b is not None else torch.zeros(config.kb_dim))
             heads[str(layer)] = lin
         self.kb_queries = nn.ModuleDict(heads)
         inject_kb_attention(backbone, config.kb_layers)
@@ -184,6 +184,9 @@ class KBLaMModel(nn.Module):
         except Exception as exc:  # noqa: BLE001
             raise ModelNotFoundError(f"cannot read KBLaM weights {str(file)!r}: {exc}") from exc
         own = self.trainable_state_dict()
+        for k in own:  # checkpoints from before the query heads had a bias: zero bias
+            if k.startswith("kb_queries.") and k.endswith(".bias") and k not in tensors:
+                tensors[k] = torch.zeros_like(own[k])
         missing = sorted(set(own) - set(tensors))
         unexpected = sorted(set(tensors) - set(own))
         if missing or unexpected:
@@ -217,8 +220,12 @@ class KBLaMModel(nn.Module):
         return KBTokens(version if version is not None else -1, triples, keys, values)
 
     def kb_context(self, tokens: KBTokens | None, *, record: bool = False, keep_logits: bool = False,
-                   top_k: int | None = None) -> KBContext | None:
-        """The attention context for these tokens (None when the KB is empty: exact base model)."""
+                   top_k: int | None = None, scores_only: bool = False) -> KBContext | None:
+        """The attention context for these tokens (None when the KB is empty: exact base model).
+
+        ``scores_only``: a retrieval pass that records per-triple retrieval probabilities
+        and leaves the backbone's outputs unchanged.
+        """
         if tokens is None or len(tokens) == 0:
             return None
         # The KB's own tensors, not a copy (``.to`` is a no-op on the same device): the null
@@ -235,6 +242,7 @@ class KBLaMModel(nn.Module):
             query_projections={int(k): v for k, v in self.kb_queries.items()},
             kb_len=len(tokens), kb_scale_factor=self.config.kb_scale_factor, chunk_size=self.config.chunk_size,
             top_k=top_k if top_k is not None else self.config.top_k_kb, record=record, keep_logits=keep_logits,
+            scores_only=scores_only,
         )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -295,8 +303,15 @@ class KBLaMModel(nn.Module):
                               streamer=streamer, top_k_kb=top_k_kb, seed=seed)
 
     def _generate(self, messages, tokens, *, max_new_tokens, temperature, stop, streamer, top_k_kb, seed,
-                  use_kb_tokens: bool = True) -> GenerationResult:
+                  use_kb_tokens: bool = True, answer_prefix: str | None = None) -> GenerationResult:
         ids = self.prompt_ids(messages)
+        n_prompt = int(ids.shape[1])
+        if answer_prefix:
+            # the answer starts with this text; the model continues it (streamed first)
+            pre = self.tokenizer(answer_prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            ids = torch.cat([ids, pre.to(ids.device)], dim=1)
+            if streamer is not None and hasattr(streamer, "on_finalized_text"):
+                streamer.on_finalized_text(answer_prefix)
         ctx = self.kb_context(tokens, record=True, top_k=top_k_kb) if use_kb_tokens else None
         gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
         if temperature and temperature > 0:
@@ -314,11 +329,14 @@ class KBLaMModel(nn.Module):
             out = self.backbone.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
         new = out[0, ids.shape[1]:]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
+        if answer_prefix:
+            text = answer_prefix + text
         if stop:
             cut = [text.find(s) for s in stop if s in text]
             if cut:
                 text = text[: min(cut)]
-        result = GenerationResult(text=text.strip(), prompt_tokens=int(ids.shape[1]), completion_tokens=int(new.shape[0]))
+        result = GenerationResult(text=text.strip(), prompt_tokens=n_prompt,
+                                  completion_tokens=int(out.shape[1]) - n_prompt)
         if tokens is not None:
             result.triples = tokens.triples
             result.kb_version = tokens.version
@@ -342,7 +360,7 @@ class KBLaMModel(nn.Module):
         if tokens is None or len(tokens) == 0:
             return [], 0.0
         ids = self.prompt_ids(question)
-        ctx = self.kb_context(tokens, record=True)
+        ctx = self.kb_context(tokens, record=True, scores_only=True)
         with torch.no_grad(), use_kb(ctx):
             self.backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
         result = GenerationResult(text="", triples=tokens.triples)
@@ -372,7 +390,7 @@ class KBLaMModel(nn.Module):
             for i, x in enumerate(seqs):
                 ids[i, width - len(x):] = x
                 mask[i, width - len(x):] = 1
-            ctx = self.kb_context(tokens, record=True)
+            ctx = self.kb_context(tokens, record=True, scores_only=True)
             with use_kb(ctx):
                 self.backbone(input_ids=ids, attention_mask=mask)
             layers = [l for l in self.config.score_layers if l in ctx.records]
@@ -408,7 +426,11 @@ class KBLaMModel(nn.Module):
         last_user = max(i for i, m in enumerate(grounded) if m["role"] == "user") if any(
             m["role"] == "user" for m in grounded) else len(grounded) - 1
         grounded[last_user]["content"] = f"Facts:\n{facts}\n\nQuestion: {grounded[last_user]['content']}"
-        res = self._generate(grounded, None, use_kb_tokens=False, **kwargs)
+        prefix = None
+        if self.config.grounded_answer_prefix:
+            key = top[0].triple.key_text
+            prefix = f"{key[:1].upper()}{key[1:]} is"
+        res = self._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, **kwargs)
         res.triples = tuple(s.triple for s in top)
         res.scores = torch.tensor([s.score for s in top])
         res.null_score = null

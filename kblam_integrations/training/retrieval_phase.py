@@ -1,0 +1,185 @@
+"""The fast retrieval phase: train the KB query heads, key adapter and null token on cached features.
+
+With the query-head inputs cached (:mod:`.query_features`), one step is: key adapter on
+the KB's key embeddings, query heads on the batch's features, KB logits per score
+layer and head, and a cross-entropy towards the asked triple(s), or towards the null
+token when the KB cannot answer. The KB of each step holds *hard negatives*: every
+other property of the asked entities (so the head must read the property, not just the
+name) and, for refusals, the entity's remaining triples without the asked one (the
+"property not in the KB" case), plus random distractors up to a KB size drawn from the
+phase's curriculum.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class RetrievalBatch:
+    features: torch.Tensor  # [B, Ls, hidden]
+    rows: list[int]  # KB rows (indices into the triple pool), in KB order
+    targets: list[list[int]]  # per question: KB columns of the asked triples ([] -> null)
+
+
+class StandardisedQueryHeads(nn.Module):
+    """KB query heads trained on standardised features, folded back into plain linear maps.
+
+    Prompt-averaged hidden states are dominated by a large constant (the shared system
+    prompt and the backbone's outlier dimensions): per-dimension spread is 0.0002-0.08
+    around means up to 2.6. A bilinear retrieval map learns slowly in those coordinates
+    (probe: 0.73 vs 0.98 in-batch accuracy after 600 steps), so training uses
+    ``z = (h - mean) / std`` and :meth:`fold_into` writes ``W/std`` and ``-W mean/std``
+    back into the model's ``nn.Linear`` heads: inference is unchanged.
+    """
+
+    def __init__(self, model, layers: Sequence[int], features: torch.Tensor):
+        super().__init__()
+        self.layers = list(layers)
+        feats = features.float()
+        self.register_buffer("mean", feats.mean(0))  # [Ls, hidden]
+        self.register_buffer("std", feats.std(0).clamp_min(1e-4))
+        weights = []
+        for i, l in enumerate(self.layers):
+            head = model.kb_queries[str(l)]
+            weights.append(head.weight.detach().float() * self.std[i][None, :])  # same map, minus the bias
+        self.weight = nn.Parameter(torch.stack(weights))  # [Ls, kb_dim, hidden]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = (features.float() - self.mean) / self.std  # [B, Ls, hidden]
+        return torch.einsum("blh,lkh->blk", z, self.weight)
+
+    @torch.no_grad()
+    def fold_into(self, model) -> None:
+        for i, l in enumerate(self.layers):
+            head = model.kb_queries[str(l)]
+            w = self.weight[i] / self.std[i][None, :]
+            head.weight.copy_(w.to(head.weight.dtype))
+            head.bias.copy_((-(w @ self.mean[i])).to(head.bias.dtype))
+
+
+def retrieval_logits(model, heads: StandardisedQueryHeads, features: torch.Tensor, key_embeddings: torch.Tensor
+                     ) -> torch.Tensor:
+    """KB logits ``[B, Ls, H, N + 1]`` (last column: null token) for the heads' layers."""
+    cfg = model.config
+    pos = [cfg.kb_layers.index(l) for l in heads.layers]
+    h, d = cfg.num_attention_heads, cfg.head_dim
+    # only the score layers' slices of the key adapter
+    w = model.adapters.key.weight.view(len(cfg.kb_layers), cfg.kb_dim, -1)[pos]  # [Ls, kb_dim, enc]
+    keys = F.layer_norm(torch.einsum("ne,lke->nlk", key_embeddings.to(w.dtype), w), (cfg.kb_dim,))
+    null = model.adapters.null_token()
+    if null is not None:
+        keys = torch.cat([keys, null[0][:, pos].to(keys.dtype)])
+    keys = keys.view(keys.shape[0], len(pos), h, d)
+    q = heads(features).view(features.shape[0], len(pos), h, d)
+    return torch.einsum("blhd,nlhd->blhn", q, keys) * d ** -0.5
+
+
+def retrieval_loss(logits: torch.Tensor, targets: list[list[int]], objective: str = "per_head"
+                   ) -> tuple[torch.Tensor, float]:
+    """Retrieval loss and top-1 accuracy of the head/layer-averaged probabilities (the inference score).
+
+    ``per_head``: mean cross-entropy of every (layer, head) distribution.
+    ``mixture``: cross-entropy of the averaged distribution itself, so heads may specialise.
+    """
+    b, n1 = logits.shape[0], logits.shape[-1]
+    dist = torch.zeros(b, n1)
+    for i, cols in enumerate(targets):
+        if cols:
+            dist[i, cols] = 1.0 / len(cols)
+        else:
+            dist[i, n1 - 1] = 1.0
+    logp = F.log_softmax(logits.float(), dim=-1)
+    probs = logp.exp().mean(dim=(1, 2))
+    if objective == "per_head":
+        loss = -(logp * dist[:, None, None, :]).sum(-1).mean()
+    elif objective == "mixture":
+        loss = -torch.log((probs * dist).sum(-1).clamp_min(1e-9)).mean()
+    else:
+        raise ValueError(f"unknown retrieval objective {objective!r}; expected 'per_head' or 'mixture'")
+    acc = (dist.gather(1, probs.argmax(-1, keepdim=True)) > 0).float().mean().item()
+    return loss, acc
+
+
+class RetrievalSampler:
+    """Draws (questions, KB) batches with hard negatives from a pool of triples and questions."""
+
+    def __init__(self, triples, questions, features: torch.Tensor):
+        self.triples, self.questions, self.features = triples, questions, features
+        self.index = {t.id: i for i, t in enumerate(triples)}
+        self.by_name: dict[str, list[int]] = {}
+        self.by_pair: dict[tuple[str, str], int] = {}
+        for i, t in enumerate(triples):
+            self.by_name.setdefault(t.name, []).append(i)
+            self.by_pair[(t.name, t.property)] = i
+
+    def sample(self, rng: random.Random, batch_size: int, kb_size: int, refusal_fraction: float) -> RetrievalBatch:
+        picks = rng.sample(range(len(self.questions)), batch_size)
+        kb: set[int] = set()
+        banned: set[int] = set()
+        asked_rows: list[list[int]] = []
+        for qi in picks:
+            ex = self.questions[qi]
+            rows = [self.index[t.id] for t in ex.triples if t.id in self.index]
+            if rows and rng.random() < refusal_fraction:
+                banned.update(rows)  # "this property is not in the KB"
+                rows = []
+            for name, prop in ex.asked:
+                if not rows and (name, prop) in self.by_pair:
+                    banned.add(self.by_pair[(name, prop)])
+            asked_rows.append(rows)
+            kb.update(rows)
+            for name, _ in ex.asked:  # hard negatives: the entity's other triples
+                kb.update(self.by_name.get(name, ()))
+        kb -= banned
+        tries = 0
+        while len(kb) < kb_size and tries < 20 * kb_size:
+            r = rng.randrange(len(self.triples))
+            if r not in banned:
+                kb.add(r)
+            tries += 1
+        order = list(kb)
+        rng.shuffle(order)
+        col = {r: i for i, r in enumerate(order)}
+        # a triple banned for one question is missing for every question that asks it
+        targets = [[col[r] for r in rows if r in col] for rows in asked_rows]
+        return RetrievalBatch(self.features[picks], order, targets)
+
+
+def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torch.Tensor, *, steps: int,
+                          batch_size: int, kb_sizes: Sequence[int], lr: float, refusal_fraction: float,
+                          warmup_ratio: float = 0.05, weight_decay: float = 0.0, seed: int = 0,
+                          objective: str = "per_head",
+                          on_step: Callable[[int, float, float, int], None] | None = None) -> None:
+    """Optimise query heads, key adapter and null key on cached features (AdamW, warm-up + cosine)."""
+    layers = model.config.score_layers
+    heads = StandardisedQueryHeads(model, layers, sampler.features)
+    params = [heads.weight, model.adapters.key.weight]
+    if model.adapters.use_null_token:
+        params.append(model.adapters.null_key)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    warm = max(1, int(warmup_ratio * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, steps - warm)))))
+    rng = random.Random(seed)
+    for step in range(steps):
+        kb_size = rng.choice(list(kb_sizes))
+        batch = sampler.sample(rng, batch_size, kb_size, refusal_fraction)
+        logits = retrieval_logits(model, heads, batch.features, key_embeddings[batch.rows])
+        loss, acc = retrieval_loss(logits, batch.targets, objective)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if on_step is not None:
+            on_step(step + 1, loss.item(), acc, kb_size)
+    heads.fold_into(model)

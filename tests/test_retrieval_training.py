@@ -1,0 +1,116 @@
+"""Fast retrieval training: cached query features, the scores-only pass and the standardised heads."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from kblam_integrations.attention.context import use_kb
+from kblam_integrations.attention.injection import attention_modules
+from kblam_integrations.kb.triple import Triple
+from kblam_integrations.training.query_features import extract_query_features
+from kblam_integrations.training.retrieval_phase import (
+    RetrievalSampler, StandardisedQueryHeads, retrieval_logits, retrieval_loss, train_retrieval_phase)
+from kblam_integrations.training.synthetic import QAExample
+
+from .conftest import tiny_chat_kblam
+
+QUESTIONS = ["Who?", "Where is Zed based today?", "What is the founding year of Quill?", "Why"]
+
+
+def _reference_features(model, questions, layers):
+    """Plain per-question forwards: the mean attention input over the prompt, per layer."""
+    mods, cap, out = attention_modules(model.backbone), {}, []
+    hooks = [mods[l].register_forward_pre_hook(
+        lambda m, a, k, l=l: cap.__setitem__(l, k["hidden_states"][0].float().mean(0)), with_kwargs=True)
+        for l in layers]
+    try:
+        for q in questions:
+            with torch.no_grad():
+                model.backbone(input_ids=model.prompt_ids(q))
+            out.append(torch.stack([cap[l] for l in layers]))
+    finally:
+        for h in hooks:
+            h.remove()
+    return torch.stack(out)
+
+
+def test_prefix_cached_features_equal_plain_forwards():
+    model = tiny_chat_kblam()
+    layers = model.config.kb_layers
+    feats = extract_query_features(model, QUESTIONS, layers, batch_size=3, progress=False).float()
+    ref = _reference_features(model, QUESTIONS, layers)
+    assert feats.shape == (len(QUESTIONS), len(layers), model.config.hidden_size)
+    torch.testing.assert_close(feats, ref, atol=2e-3, rtol=2e-3)  # fp16 storage
+
+
+def test_scores_only_pass_keeps_outputs_and_scores_the_prompt_mean():
+    model = tiny_chat_kblam()
+    kb = [Triple("Zed", "location", "Port Alvessa"), Triple("Quill", "founding year", "1987"),
+          Triple("Mara", "founder", "Ida Holm")]
+    tokens = model.encode_kb(kb)
+    ids = model.prompt_ids(QUESTIONS[1])
+    with torch.no_grad():
+        base = model.backbone(input_ids=ids).logits
+        ctx = model.kb_context(tokens, record=True, scores_only=True)
+        with use_kb(ctx):
+            scored = model.backbone(input_ids=ids).logits
+    assert torch.equal(base, scored)
+    # expected: softmax over [triples; null] of the KB logits averaged over prompt rows, mean over heads
+    layer = model.config.kb_layers[-1]
+    feats = _reference_features(model, [QUESTIONS[1]], [layer])[0, 0]
+    cfg = model.config
+    q = model.kb_queries[str(layer)](feats).view(cfg.num_attention_heads, cfg.head_dim)
+    j = cfg.kb_layers.index(layer)
+    keys = torch.cat([tokens.keys[:, j].float(), model.adapters.null_token()[0][:, j].float()])
+    keys = keys.view(len(kb) + 1, cfg.num_attention_heads, cfg.head_dim)
+    expected = torch.softmax(torch.einsum("hd,nhd->hn", q, keys) * cfg.head_dim ** -0.5, -1).mean(0)
+    torch.testing.assert_close(ctx.records[layer].mean_mass()[0], expected, atol=2e-3, rtol=1e-2)
+
+
+def test_standardised_heads_fold_back_exactly():
+    model = tiny_chat_kblam()
+    layers = model.config.score_layers
+    feats = torch.randn(16, len(layers), model.config.hidden_size) * 0.05 + 3.0
+    heads = StandardisedQueryHeads(model, layers, feats)
+    with torch.no_grad():
+        heads.weight.add_(torch.randn_like(heads.weight))
+        expected = heads(feats)
+        heads.fold_into(model)
+        folded = torch.stack([model.kb_queries[str(l)](feats[:, i]) for i, l in enumerate(layers)], dim=1)
+    torch.testing.assert_close(folded, expected, atol=1e-3, rtol=1e-3)
+
+
+def test_retrieval_phase_learns_to_pick_the_asked_triple_and_to_refuse():
+    """Features that encode the asked entity linearly: training must beat chance clearly."""
+    torch.manual_seed(0)
+    model = tiny_chat_kblam()
+    layers = model.config.score_layers
+    names = [f"E{i}" for i in range(40)]
+    triples = [Triple(n, p, f"v{i}{p[0]}") for i, n in enumerate(names) for p in ("location", "founder")]
+    key_emb, _ = model.encoder.embed_triples(triples)
+    proj = torch.randn(key_emb.shape[1], model.config.hidden_size)
+    questions, feats = [], []
+    for t, e in zip(triples, key_emb):
+        for _ in range(3):
+            questions.append(QAExample(f"{t.property} of {t.name}?", t.value, (t,), "simple", ((t.name, t.property),)))
+            feats.append(e @ proj + 0.1 * torch.randn(model.config.hidden_size))
+    feats = torch.stack(feats)[:, None].expand(-1, len(layers), -1).contiguous()
+    sampler = RetrievalSampler(triples, questions, feats)
+
+    def accuracy(refusal: float) -> float:
+        rng = random.Random(1)
+        accs = []
+        with torch.no_grad():
+            for _ in range(5):
+                b = sampler.sample(rng, 16, 32, refusal)
+                heads = StandardisedQueryHeads(model, layers, feats)  # identity view of the current heads
+                accs.append(retrieval_loss(retrieval_logits(model, heads, b.features, key_emb[b.rows]), b.targets)[1])
+        return sum(accs) / len(accs)
+
+    before = accuracy(0.3)
+    train_retrieval_phase(model, sampler, key_emb, steps=150, batch_size=16, kb_sizes=[16, 32], lr=3e-3,
+                          refusal_fraction=0.3)
+    after = accuracy(0.3)
+    assert after > 0.5 and after > before + 0.4, (before, after)  # chance: ~0.03
