@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 
+import pytest
 import torch
 
 from kblam_integrations.attention.context import use_kb
@@ -114,3 +116,23 @@ def test_retrieval_phase_learns_to_pick_the_asked_triple_and_to_refuse():
                           refusal_fraction=0.3)
     after = accuracy(0.3)
     assert after > 0.5 and after > before + 0.4, (before, after)  # chance: ~0.03
+
+
+@pytest.mark.slow
+def test_trainer_runs_a_cached_phase_on_the_real_stack_and_resumes(tmp_path):
+    from kblam_integrations.model.kblam_model import KBLaMModel
+    from kblam_integrations.training.trainer import Phase, TrainConfig, train
+
+    cfg = TrainConfig(output_dir=str(tmp_path / "run"), data_seeds=[0, 1], train_entities=6, questions=24,
+                      retrieval_layers=[12, 27], log_every=5,
+                      phases=[Phase("retrieval", steps=10, cached=True, objective="mixture", batch_size=8,
+                                    kb_sizes=[8, 16], lr=1e-3)])
+    final = train(cfg, progress=False)
+    cache = list((tmp_path / "run" / "cache").glob("query-features-mean-*.safetensors"))
+    assert len(cache) == 2  # one per pool
+    log = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [5, 10]
+    model = KBLaMModel.from_pretrained(final)
+    assert model.config.score_layers == [12, 27]
+    assert model.kb_queries["12"].bias.abs().sum() > 0  # the standardisation was folded in
+    assert train(cfg, progress=False) == final  # resume: nothing left to do

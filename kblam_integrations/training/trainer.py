@@ -53,6 +53,7 @@ class Phase:
     kb_sizes: list[int] = field(default_factory=lambda: [10, 25, 50, 100])
     lr: float = 1e-3
     cached: bool = False
+    objective: str = "per_head"  # cached phases: "per_head" or "mixture" (see retrieval_phase.retrieval_loss)
 
 
 @dataclass
@@ -70,6 +71,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     log_every: int = 10
     checkpoint_every: int = 100
+    # synthetic pools: one generator seed per pool of train_entities entities / questions
+    data_seeds: list[int] | None = None
+    # KB layers whose attention is the retrieval score (None: KBLaMConfig's default)
+    retrieval_layers: list[int] | None = None
     phases: list[Phase] = field(default_factory=lambda: [
         Phase("retrieval", steps=600, lm_weight=0.0, aux_weight=1.0, batch_size=32, kb_sizes=[16, 32, 64, 128], lr=2e-3),
         Phase("joint", steps=400, lm_weight=1.0, aux_weight=1.0, batch_size=8, kb_sizes=[16, 32, 64], lr=5e-4),
@@ -92,6 +97,10 @@ class TrainConfig:
         return cfg
 
     @property
+    def pool_seeds(self) -> list[int]:
+        return list(self.data_seeds) if self.data_seeds else [self.seed]
+
+    @property
     def total_steps(self) -> int:
         return sum(p.steps for p in self.phases)
 
@@ -100,30 +109,36 @@ class TrainingData:
     """A pool of training triples with cached sentence embeddings and questions about them."""
 
     def __init__(self, cfg: TrainConfig, model, cache: Path):
+        from safetensors.torch import load_file, save_file
+
         from .synthetic import SyntheticKBGenerator
 
-        gen = SyntheticKBGenerator(split="train", seed=cfg.seed)
-        self.triples: list[Triple] = gen.make_kb(cfg.train_entities)
+        self.triples: list[Triple] = []
+        self.questions = []
+        keys, values = [], []
+        for seed in cfg.pool_seeds:
+            gen = SyntheticKBGenerator(split="train", seed=seed)
+            triples = gen.make_kb(cfg.train_entities)
+            self.triples += triples
+            self.questions += gen.make_questions(triples, cfg.questions)
+            emb_file = cache / f"embeddings-{seed}-{cfg.train_entities}.safetensors"
+            if emb_file.is_file():
+                emb = load_file(str(emb_file))
+                key_emb, value_emb = emb["key"], emb["value"]
+            else:
+                key_emb, value_emb = model.encoder.embed_triples(triples, show_progress=True)
+                cache.mkdir(parents=True, exist_ok=True)
+                tmp = emb_file.with_name(f".{emb_file.name}.tmp")
+                save_file({"key": key_emb.contiguous(), "value": value_emb.contiguous()}, str(tmp))
+                os.replace(tmp, emb_file)
+            keys.append(key_emb)
+            values.append(value_emb)
+        self.key_emb, self.value_emb = torch.cat(keys), torch.cat(values)
         self.index = {t.id: i for i, t in enumerate(self.triples)}
         self.by_name: dict[str, list[int]] = {}
         for i, t in enumerate(self.triples):
             self.by_name.setdefault(t.name, []).append(i)
-        self.questions = gen.make_questions(self.triples, cfg.questions)
         self.refusal = gen_refusal()
-        emb_file = cache / f"embeddings-{cfg.seed}-{cfg.train_entities}.safetensors"
-        if emb_file.is_file():
-            from safetensors.torch import load_file
-
-            emb = load_file(str(emb_file))
-            self.key_emb, self.value_emb = emb["key"], emb["value"]
-        else:
-            from safetensors.torch import save_file
-
-            self.key_emb, self.value_emb = model.encoder.embed_triples(self.triples, show_progress=True)
-            cache.mkdir(parents=True, exist_ok=True)
-            tmp = emb_file.with_suffix(".tmp")
-            save_file({"key": self.key_emb.contiguous(), "value": self.value_emb.contiguous()}, str(tmp))
-            os.replace(tmp, emb_file)
 
     def batch(self, rng: random.Random, batch_size: int, kb_size: int, refusal_fraction: float):
         """Sample questions and one shared KB: the asked triples + random distractors.
@@ -242,7 +257,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
-    model = KBLaMModel.from_backbone(cfg.backbone, cfg.encoder)
+    overrides = {"retrieval_layers": cfg.retrieval_layers} if cfg.retrieval_layers else {}
+    model = KBLaMModel.from_backbone(cfg.backbone, cfg.encoder, **overrides)
     state_file = out / "checkpoint" / "trainer_state.json"
     step = 0
     if resume and state_file.is_file():
@@ -351,8 +367,11 @@ def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData,
     from .retrieval_phase import RetrievalSampler, train_retrieval_phase
 
     layers = model.config.score_layers
-    feats = cached_query_features(model, [q.question for q in data.questions], layers,
-                                  out / "cache" / f"query-features-mean-{cfg.seed}-{cfg.train_entities}-{cfg.questions}.safetensors")
+    per_pool = len(data.questions) // len(cfg.pool_seeds)
+    feats = torch.cat([
+        cached_query_features(model, [q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]], layers,
+                              out / "cache" / f"query-features-mean-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors")
+        for i, seed in enumerate(cfg.pool_seeds)])
     sampler = RetrievalSampler(data.triples, data.questions, feats)
     bar.reset(total=cfg.total_steps)
     bar.update(phase_start)
@@ -372,7 +391,7 @@ def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData,
     train_retrieval_phase(model, sampler, data.key_emb, steps=phase.steps, batch_size=phase.batch_size,
                           kb_sizes=phase.kb_sizes, lr=phase.lr, refusal_fraction=cfg.refusal_fraction,
                           warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, seed=cfg.seed + phase_start,
-                          on_step=on_step)
+                          objective=phase.objective, on_step=on_step)
     return phase_start + phase.steps
 
 
