@@ -89,6 +89,9 @@ FACTS_PROMPT = "Facts:\n{facts}\n\nQuestion: {question}"
 ICL_MAX = "max"  # the size key of the "largest KB that fits" ICL row
 DOES_NOT_FIT = "does not fit in the context window"
 
+SCHEMA = ("dataset", "method", "kb_size", "fits", "n_questions", "ttft_s", "tokens_per_s", "peak_rss_mb",
+          "added_rss_mb", "base_rss_mb", "prep_s", "answer_accuracy", "retrieval_accuracy", "refusal_precision",
+          "refusal_recall")
 COLUMNS = [("method", "method"), ("kb_size", "KB size"), ("ttft_s", "TTFT (s)"), ("tokens_per_s", "tokens/s"),
            ("peak_rss_mb", "peak RSS (MB)"), ("added_rss_mb", "added RSS (MB)"), ("prep_s", "KB prep (s)"),
            ("answer_accuracy", "answer acc."), ("retrieval_accuracy", "retrieval acc."),
@@ -464,7 +467,7 @@ def _no_fit_row(job: dict, smaller: dict) -> dict:
             "fits": False, "note": f"{DOES_NOT_FIT} (already {smaller['kb_size']} triples need "
                                    f"{smaller['prompt_tokens']} tokens)",
             "ttft_s": None, "tokens_per_s": None, "prep_s": None, "peak_rss_mb": None, "added_rss_mb": None,
-            "answer_accuracy": None, "retrieval_accuracy": None, "refusal_precision": None,
+            "base_rss_mb": None, "answer_accuracy": None, "retrieval_accuracy": None, "refusal_precision": None,
             "refusal_recall": None, "prompt_tokens": None, "context_limit": smaller.get("context_limit")}
 
 
@@ -481,6 +484,9 @@ def load_results(path: Path) -> dict:
         data = {"meta": {}, "rows": data}
     data.setdefault("meta", {})
     data.setdefault("rows", [])
+    for row in data["rows"]:  # every row has every metric key (None: not measured / does not fit)
+        for key in SCHEMA:
+            row.setdefault(key, None)
     return data
 
 
