@@ -3,8 +3,8 @@
     .venv/bin/python scripts/ship_weights.py runs/default/final
 
 Writes kblam_integrations/weights/smollm2-135m-minilm/{kblam_config.json,
-kblam_adapters.safetensors} and calibrates grounded mode's refusal threshold
-(``refusal_ratio``) on train-split questions; the card (README.md beside them) is written by hand from
+kblam_adapters.safetensors} and calibrates grounded mode's refusal threshold on a validation-split dev set
+(the refusal classifier's probability threshold, or ``refusal_ratio``); the card (README.md beside them) is written by hand from
 the training log and docs/benchmarks/eval.md.
 """
 
@@ -18,6 +18,11 @@ from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "kblam_integrations" / "weights" / "smollm2-135m-minilm"
+# A dev set: validation-split vocabulary (names and values never trained on), its own seed (11),
+# no name shared with tests/data/synthetic_validation.json. Train-split calibration
+# (synthetic_train_calibration.json) over-refuses on unseen vocabulary: attention on a
+# correctly retrieved but unfamiliar name is less peaked.
+CALIBRATION_FILE = "synthetic_dev_calibration.json"
 
 
 def main(src: str) -> None:
@@ -30,18 +35,19 @@ def main(src: str) -> None:
     tmp.replace(TARGET / "kblam_adapters.safetensors")
     shutil.copyfile(src_dir / "kblam_config.json", TARGET / "kblam_config.json")
     print(f"shipped {src_dir} -> {TARGET}")
-    # Calibrate grounded mode's refusal threshold on TRAIN-split entities (never the validation set).
+    # Calibrate grounded mode's refusal threshold on the dev set (never the evaluation files).
     from kblam_integrations.model.config import KBLaMConfig
     from kblam_integrations.model.kblam_model import CONFIG_NAME, KBLaMModel
     from kblam_integrations.training.evaluate import calibrate_refusal_ratio
 
     model = KBLaMModel.from_pretrained(TARGET)
-    ratio, metrics = calibrate_refusal_ratio(model, ROOT / "tests" / "data" / "synthetic_train_calibration.json",
+    ratio, metrics = calibrate_refusal_ratio(model, ROOT / "tests" / "data" / CALIBRATION_FILE,
                                              kb_size=100)
     config = KBLaMConfig.load(TARGET / CONFIG_NAME)
-    config.refusal_ratio = ratio
+    config.refusal_ratio = model.config.refusal_ratio
+    config.refusal_classifier = model.config.refusal_classifier
     config.save(TARGET / CONFIG_NAME)
-    print(f"refusal_ratio = {ratio} (train-split calibration: {metrics})")
+    print(f"refusal threshold = {ratio} (dev-set calibration: {metrics})")
 
 
 if __name__ == "__main__":

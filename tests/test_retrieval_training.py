@@ -136,3 +136,36 @@ def test_trainer_runs_a_cached_phase_on_the_real_stack_and_resumes(tmp_path):
     assert model.config.score_layers == [12, 27]
     assert model.kb_queries["12"].bias.abs().sum() > 0  # the standardisation was folded in
     assert train(cfg, progress=False) == final  # resume: nothing left to do
+
+
+def test_batched_left_padded_retrieval_equals_one_question_at_a_time():
+    """Padding rows must not enter the prompt mean (a bug that once cost 30 points of top-1)."""
+    model = tiny_chat_kblam()
+    kb = [Triple("Zed", "location", "Port Alvessa"), Triple("Quill", "founding year", "1987"),
+          Triple("Mara", "founder", "Ida Holm")]
+    tokens = model.encode_kb(kb)
+    batch_scores, batch_null = model.retrieve_batch(QUESTIONS, tokens)
+    for i, q in enumerate(QUESTIONS):
+        scores, null = model.retrieve_batch([q], tokens)
+        torch.testing.assert_close(batch_scores[i], scores[0], atol=1e-4, rtol=1e-3)
+        torch.testing.assert_close(batch_null[i], null[0], atol=1e-4, rtol=1e-3)
+
+
+def test_refusal_classifier_separates_and_round_trips_through_the_config(tmp_path):
+    from kblam_integrations.model.config import KBLaMConfig
+    from kblam_integrations.model.refusal import RefusalClassifier, refusal_features
+
+    torch.manual_seed(0)
+    n, layers = 20, 3
+    answerable = torch.softmax(torch.randn(64, layers, n + 1) + torch.nn.functional.one_hot(
+        torch.randint(0, n, (64,)), n + 1)[:, None, :] * 4, -1)
+    unanswerable = torch.softmax(torch.randn(64, layers, n + 1) + torch.nn.functional.one_hot(
+        torch.full((64,), n), n + 1)[:, None, :] * 2, -1)
+    x = refusal_features(torch.cat([answerable, unanswerable]), n)
+    y = torch.cat([torch.zeros(64), torch.ones(64)]).bool()
+    clf = RefusalClassifier.fit(x, y)
+    assert (clf.refuse(x) == y).float().mean() > 0.95
+    cfg = KBLaMConfig(refusal_classifier=clf.to_dict())
+    cfg.save(tmp_path / "c.json")
+    again = RefusalClassifier(**KBLaMConfig.load(tmp_path / "c.json").refusal_classifier)
+    assert torch.equal(again.refuse(x), clf.refuse(x))

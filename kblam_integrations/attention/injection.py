@@ -76,7 +76,8 @@ def _make_attention(base: str):
         null_k = ctx.null_keys[j].view(h, d) if ctx.null_keys is not None else None
         null_v = ctx.null_values[j].view(h, d) if ctx.null_values is not None else None
         if ctx.scores_only:
-            probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, chunk_size=ctx.chunk_size)
+            probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k,
+                                       row_mask=_prompt_rows(attention_mask, query), chunk_size=ctx.chunk_size)
             rec = ctx.records.setdefault(layer, KBAttentionRecord())
             _accumulate(rec, probs.unsqueeze(1))
             return base_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)

@@ -24,6 +24,9 @@ class KBLaMConfig:
     so attention mass on the KB stays stable as it grows (None disables the shift).
     ``refusal_ratio``: grounded mode refuses when the null token's attention exceeds
     ``refusal_ratio`` x the best triple's (calibrated after training, on the train split).
+    ``refusal_classifier``: a logistic model over per-layer KB attention that decides
+    refusals (see :mod:`.refusal`); fitted after retrieval training. When None, the
+    ``refusal_ratio`` rule is used.
     ``grounded_answer_prefix``: in grounded mode, start the answer with the best triple's key
     phrase ("The founder of X is"), so that a small backbone copies the value exactly.
     ``retrieval_layers``: KB layers whose attention is used as the retrieval score
@@ -45,6 +48,7 @@ class KBLaMConfig:
     top_k_kb: int | None = None
     refusal_ratio: float = 1.0
     grounded_answer_prefix: bool = True
+    refusal_classifier: dict[str, Any] | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     refusal: str = REFUSAL
     extra: dict[str, Any] = field(default_factory=dict)

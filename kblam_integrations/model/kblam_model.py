@@ -356,20 +356,55 @@ class KBLaMModel(nn.Module):
 
     def retrieve(self, question: str | Messages, kb: KBLike, k: int = 5) -> tuple[list[TripleScore], float]:
         """Rank triples for a question by KB attention in one prefill pass; returns (top-k, null score)."""
+        top, null, _ = self._retrieve(question, kb, k)
+        return top, null
+
+    def _retrieve(self, question, kb: KBLike, k: int) -> tuple[list[TripleScore], float, bool]:
         tokens = self.encode_kb(kb)
         if tokens is None or len(tokens) == 0:
-            return [], 0.0
+            return [], 0.0, True
         ids = self.prompt_ids(question)
         ctx = self.kb_context(tokens, record=True, scores_only=True)
         with torch.no_grad(), use_kb(ctx):
             self.backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
         result = GenerationResult(text="", triples=tokens.triples)
         self._fill_scores(result, ctx)
-        return result.top_k(k), result.null_score
+        top = result.top_k(k)
+        refuse = bool(self._refusals(ctx, len(tokens))[0]) if top else True
+        return top, result.null_score, refuse
+
+    def _layer_probs(self, ctx: KBContext) -> torch.Tensor:
+        """``[B, L, N + 1]`` retrieval distributions of the score layers (zeros column if no null token)."""
+        layers = [l for l in self.config.score_layers if l in ctx.records]
+        probs = torch.stack([ctx.records[l].mean_mass() for l in layers], dim=1).float().cpu()
+        if probs.shape[-1] == ctx.kb_len:
+            probs = torch.cat([probs, torch.zeros(*probs.shape[:2], 1)], dim=-1)
+        return probs
+
+    def _refusals(self, ctx: KBContext, kb_len: int) -> torch.Tensor:
+        """``[B]`` bool: the KB cannot answer."""
+        return self._refusal_scores(ctx, kb_len) > self.refusal_threshold
+
+    def _refusal_scores(self, ctx: KBContext, kb_len: int) -> torch.Tensor:
+        """``[B]`` refusal scores (refuse above :attr:`refusal_threshold`): the refusal classifier's
+        probability, or without one the null/best mass ratio."""
+        from .refusal import RefusalClassifier, refusal_features
+
+        probs = self._layer_probs(ctx)
+        if self.config.refusal_classifier:
+            return RefusalClassifier(**self.config.refusal_classifier).probability(refusal_features(probs, kb_len))
+        overall = probs.mean(1)
+        return overall[:, -1] / overall[:, :-1].max(-1).values.clamp_min(1e-12)
+
+    @property
+    def refusal_threshold(self) -> float:
+        if self.config.refusal_classifier:
+            return float(self.config.refusal_classifier.get("threshold", 0.5))
+        return float(self.config.refusal_ratio)
 
     @torch.no_grad()
-    def retrieve_batch(self, questions: Sequence[str | Messages], kb: KBLike, *, batch_size: int = 16
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def retrieve_batch(self, questions: Sequence[str | Messages], kb: KBLike, *, batch_size: int = 16,
+                       return_refusal_scores: bool = False):
         """Retrieval scores for many questions against one KB: ``([Q, N] scores, [Q] null scores)``.
 
         One left-padded prefill per batch; the score of a triple is its attention mass at the
@@ -378,9 +413,10 @@ class KBLaMModel(nn.Module):
         tokens = self.encode_kb(kb)
         n = len(tokens) if tokens is not None else 0
         if n == 0:
-            return torch.zeros(len(questions), 0), torch.zeros(len(questions))
+            empty = (torch.zeros(len(questions), 0), torch.zeros(len(questions)))
+            return (*empty, torch.full((len(questions),), float("inf"))) if return_refusal_scores else empty
         device = next(self.backbone.parameters()).device
-        all_scores, all_null = [], []
+        all_scores, all_null, all_refuse = [], [], []
         for lo in range(0, len(questions), batch_size):
             seqs = [self.prompt_ids(q)[0] for q in questions[lo:lo + batch_size]]
             width = max(len(x) for x in seqs)
@@ -397,6 +433,9 @@ class KBLaMModel(nn.Module):
             mass = torch.stack([ctx.records[l].mean_mass() for l in layers]).mean(0).float().cpu()
             all_scores.append(mass[:, :n])
             all_null.append(mass[:, n] if mass.shape[1] > n else torch.zeros(mass.shape[0]))
+            all_refuse.append(self._refusal_scores(ctx, n))
+        if return_refusal_scores:
+            return torch.cat(all_scores), torch.cat(all_null), torch.cat(all_refuse)
         return torch.cat(all_scores), torch.cat(all_null)
 
     def should_refuse(self, best_score: float, null_score: float) -> bool:
@@ -408,8 +447,8 @@ class KBLaMModel(nn.Module):
             res = self._generate(messages, None, **kwargs)
             res.mode = "grounded"
             return res
-        top, null = self.retrieve(messages, tokens, k=k)
-        if top and self.should_refuse(top[0].score, null):
+        top, null, refuse = self._retrieve(messages, tokens, k=k)
+        if top and refuse:
             # Still report what was attended: the refusal is explained by these scores.
             res = GenerationResult(text=self.config.refusal, triples=tuple(s.triple for s in top),
                                    scores=torch.tensor([s.score for s in top]), null_score=null,

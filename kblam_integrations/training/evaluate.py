@@ -12,8 +12,8 @@ Metrics:
 * ``answer_accuracy``: the normalised value (lowercase, punctuation dropped, whitespace
   collapsed) is contained in the normalised answer (answerable questions only).
 * ``refusal_precision``/``refusal_recall``: a refusal is predicted when the answer contains a
-  refusal phrase (pure mode), or when the learned null token outweighs every triple
-  (grounded mode, which then answers with the refusal sentence).
+  refusal phrase (pure mode), or when the model's refusal rule fires (grounded mode, which
+  then answers with the refusal sentence; retrieval-only runs use the same rule).
 """
 
 from __future__ import annotations
@@ -120,11 +120,12 @@ def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, k
         rng.shuffle(kb)
         tokens = model.encode_kb(kb)
         qs = [questions[qi] for qi in group]
-        scores, null = model.retrieve_batch([q["q"] for q in qs], tokens)
+        scores, null, refusal_scores = model.retrieve_batch([q["q"] for q in qs], tokens, return_refusal_scores=True)
         for j, q in enumerate(qs):
             answerable_q = q.get("answer") is not None
             rec: dict[str, Any] = {"q": q["q"], "expected": q.get("answer"), "answerable": answerable_q,
-                                   "best": float(scores[j].max()) if scores.shape[1] else 0.0, "null": float(null[j])}
+                                   "best": float(scores[j].max()) if scores.shape[1] else 0.0, "null": float(null[j]),
+                                   "refusal_score": float(refusal_scores[j])}
             order = torch.argsort(scores[j], descending=True).tolist()
             if answerable_q:
                 answerable += 1
@@ -139,7 +140,7 @@ def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, k
                 refused = is_refusal(answer)
             else:
                 answer = None
-                refused = model.should_refuse(float(scores[j].max()), float(null[j])) if scores.shape[1] else True
+                refused = float(refusal_scores[j]) > model.refusal_threshold
             rec.update(answer=answer, refused=refused)
             if answerable_q:
                 ok = answer is not None and not refused and normalise(q["answer"]) in normalise(answer)
@@ -178,22 +179,31 @@ def evaluate_file(model, path: str | Path, *, kb_size: int, mode: str = "kblam",
 
 
 def calibrate_refusal_ratio(model, path: str | Path, *, kb_size: int = 100, seed: int = 0) -> tuple[float, dict]:
-    """Pick ``config.refusal_ratio`` maximising refusal F1 on ``path`` (use a *train-split* file).
+    """Pick the refusal threshold maximising refusal F1 on ``path`` (use a *train-split* file).
 
-    One retrieval pass; the ratio only moves the decision threshold. Updates the model's config.
+    One retrieval pass; the threshold only moves the decision. With a refusal classifier it
+    sets the classifier's probability threshold, else ``config.refusal_ratio``. Updates the
+    model's config and returns ``(threshold, metrics)``.
     """
     triples, questions = load_eval_file(path)
     _, records = evaluate(model, triples, questions, kb_size=kb_size, mode="grounded", seed=seed, generate=False,
                           return_records=True)
+    if model.config.refusal_classifier:
+        candidates = [i / 20 for i in range(1, 19)] + [0.92, 0.94, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995, 0.998]
+    else:
+        candidates = [0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0]
     best = None
-    for ratio in (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0):
-        tp = sum(1 for r in records if not r["answerable"] and r["null"] > ratio * r["best"])
-        fp = sum(1 for r in records if r["answerable"] and r["null"] > ratio * r["best"])
-        fn = sum(1 for r in records if not r["answerable"] and not r["null"] > ratio * r["best"])
+    for t in candidates:
+        tp = sum(1 for r in records if not r["answerable"] and r["refusal_score"] > t)
+        fp = sum(1 for r in records if r["answerable"] and r["refusal_score"] > t)
+        fn = sum(1 for r in records if not r["answerable"] and not r["refusal_score"] > t)
         p = tp / (tp + fp) if tp + fp else 0.0
         rc = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * p * rc / (p + rc) if p + rc else 0.0
         if best is None or f1 > best[0]:
-            best = (f1, ratio, {"refusal_precision": p, "refusal_recall": rc, "f1": f1})
-    model.config.refusal_ratio = best[1]
+            best = (f1, t, {"refusal_precision": p, "refusal_recall": rc, "f1": f1})
+    if model.config.refusal_classifier:
+        model.config.refusal_classifier = {**model.config.refusal_classifier, "threshold": best[1]}
+    else:
+        model.config.refusal_ratio = best[1]
     return best[1], best[2]

@@ -183,3 +183,40 @@ def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torc
         if on_step is not None:
             on_step(step + 1, loss.item(), acc, kb_size)
     heads.fold_into(model)
+
+
+@torch.no_grad()
+def fit_refusal_classifier(model, sampler: RetrievalSampler, key_embeddings: torch.Tensor, *,
+                           kb_sizes: Sequence[int], refusal_fraction: float, seed: int = 0, batches: int = 120,
+                           batch_size: int = 32):
+    """Fit :class:`~..model.refusal.RefusalClassifier` on sampled training KBs; stores it in the config.
+
+    The features are computed exactly as at inference: the trained (folded) query heads on
+    the prompt-mean features, per-layer distributions over [triples ; null] averaged over heads.
+    """
+    from ..model.refusal import RefusalClassifier, refusal_features
+
+    cfg = model.config
+    layers = cfg.score_layers
+    h, d = cfg.num_attention_heads, cfg.head_dim
+    rng = random.Random(seed)
+    xs, ys = [], []
+    for _ in range(batches):
+        kb_size = rng.choice(list(kb_sizes))
+        b = sampler.sample(rng, batch_size, kb_size, refusal_fraction)
+        pos = [cfg.kb_layers.index(l) for l in layers]
+        keys = model.adapters.keys(key_embeddings[b.rows])[:, pos]
+        null = model.adapters.null_token()
+        if null is not None:
+            keys = torch.cat([keys, null[0][:, pos].to(keys.dtype)])
+        keys = keys.view(keys.shape[0], len(pos), h, d)
+        q = torch.stack([model.kb_queries[str(l)](b.features[:, i].float()) for i, l in enumerate(layers)], dim=1)
+        probs = torch.softmax(torch.einsum("blhd,nlhd->blhn", q.view(-1, len(pos), h, d), keys) * d ** -0.5, -1)
+        probs = probs.mean(2)
+        if null is None:
+            probs = torch.cat([probs, torch.zeros(*probs.shape[:2], 1)], dim=-1)
+        xs.append(refusal_features(probs, len(b.rows)))
+        ys.append(torch.tensor([not t for t in b.targets]))
+    clf = RefusalClassifier.fit(torch.cat(xs), torch.cat(ys))
+    cfg.refusal_classifier = clf.to_dict()
+    return clf

@@ -364,7 +364,7 @@ def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData,
                       bar, log_f) -> int:
     """One retrieval phase on cached query features; returns the global step at its end."""
     from .query_features import cached_query_features
-    from .retrieval_phase import RetrievalSampler, train_retrieval_phase
+    from .retrieval_phase import RetrievalSampler, fit_refusal_classifier, train_retrieval_phase
 
     layers = model.config.score_layers
     per_pool = len(data.questions) // len(cfg.pool_seeds)
@@ -392,6 +392,8 @@ def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData,
                           kb_sizes=phase.kb_sizes, lr=phase.lr, refusal_fraction=cfg.refusal_fraction,
                           warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, seed=cfg.seed + phase_start,
                           objective=phase.objective, on_step=on_step)
+    fit_refusal_classifier(model, sampler, data.key_emb, kb_sizes=phase.kb_sizes,
+                           refusal_fraction=cfg.refusal_fraction, seed=cfg.seed + 1)
     return phase_start + phase.steps
 
 
