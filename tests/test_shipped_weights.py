@@ -31,7 +31,7 @@ def test_retrieval_on_unseen_entities_beats_chance_by_far(trained):
     questions = [q for q in gen.make_questions(kb, 30, mix={"simple": 1.0}) if q.triples][:20]
     scores, _ = trained.retrieve_batch([q.question for q in questions], kb)
     top1 = sum(kb[int(s.argmax())] == q.triples[0] for s, q in zip(scores, questions)) / len(questions)
-    assert top1 >= 0.25, top1  # chance is 1/len(kb) ~ 0.02; the shipped weights reach ~0.4
+    assert top1 >= 0.7, top1  # chance is 1/len(kb) ~ 0.03; the shipped weights reach ~1.0 here
 
 
 def test_empty_kb_answers_equal_the_base_model(trained):
