@@ -134,6 +134,7 @@ def test_trainer_runs_a_cached_phase_on_the_real_stack_and_resumes(tmp_path):
     assert [r["step"] for r in log] == [5, 10]
     model = KBLaMModel.from_pretrained(final)
     assert model.config.score_layers == [12, 27]
+    assert model.config.inject_values is False  # no LM phase ran: pure mode must not inject untrained values
     assert model.kb_queries["12"].bias.abs().sum() > 0  # the standardisation was folded in
     assert train(cfg, progress=False) == final  # resume: nothing left to do
 

@@ -27,6 +27,9 @@ class KBLaMConfig:
     ``refusal_classifier``: a logistic model over per-layer KB attention that decides
     refusals (see :mod:`.refusal`); fitted after retrieval training. When None, the
     ``refusal_ratio`` rule is used.
+    ``inject_values``: False when the value adapter was never trained (no LM phase): pure
+    mode then records the KB attention but answers like the base model, instead of mixing
+    untrained values into the hidden states.
     ``grounded_answer_prefix``: in grounded mode, start the answer with the best triple's key
     phrase ("The founder of X is"), so that a small backbone copies the value exactly.
     ``retrieval_layers``: KB layers whose attention is used as the retrieval score
@@ -48,6 +51,7 @@ class KBLaMConfig:
     top_k_kb: int | None = None
     refusal_ratio: float = 1.0
     grounded_answer_prefix: bool = True
+    inject_values: bool = True
     refusal_classifier: dict[str, Any] | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     refusal: str = REFUSAL

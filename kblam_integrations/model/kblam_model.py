@@ -312,7 +312,9 @@ class KBLaMModel(nn.Module):
             ids = torch.cat([ids, pre.to(ids.device)], dim=1)
             if streamer is not None and hasattr(streamer, "on_finalized_text"):
                 streamer.on_finalized_text(answer_prefix)
-        ctx = self.kb_context(tokens, record=True, top_k=top_k_kb) if use_kb_tokens else None
+        ctx = None
+        if use_kb_tokens:
+            ctx = self.kb_context(tokens, record=True, top_k=top_k_kb, scores_only=not self.config.inject_values)
         gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
         if temperature and temperature > 0:
             gen_kwargs.update(do_sample=True, temperature=float(temperature))
