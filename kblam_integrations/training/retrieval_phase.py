@@ -108,6 +108,19 @@ def retrieval_loss(logits: torch.Tensor, targets: list[list[int]], objective: st
     return loss, acc
 
 
+def fill_kb(rng: random.Random, rows: set[int], kb_size: int, pool_size: int, banned: set[int]) -> list[int]:
+    """Add random pool rows (never ``banned``) to ``rows`` (in place) up to ``kb_size``; return them shuffled."""
+    tries = 0
+    while len(rows) < kb_size and tries < 20 * kb_size:
+        r = rng.randrange(pool_size)
+        if r not in banned:
+            rows.add(r)
+        tries += 1
+    order = list(rows)
+    rng.shuffle(order)
+    return order
+
+
 class RetrievalSampler:
     """Draws (questions, KB) batches with hard negatives from a pool of triples and questions."""
 
@@ -139,14 +152,7 @@ class RetrievalSampler:
             for name, _ in ex.asked:  # hard negatives: the entity's other triples
                 kb.update(self.by_name.get(name, ()))
         kb -= banned
-        tries = 0
-        while len(kb) < kb_size and tries < 20 * kb_size:
-            r = rng.randrange(len(self.triples))
-            if r not in banned:
-                kb.add(r)
-            tries += 1
-        order = list(kb)
-        rng.shuffle(order)
+        order = fill_kb(rng, kb, kb_size, len(self.triples), banned)
         col = {r: i for i, r in enumerate(order)}
         # a triple banned for one question is missing for every question that asks it
         targets = [[col[r] for r in rows if r in col] for rows in asked_rows]

@@ -166,15 +166,9 @@ class TrainingData:
                 for r in self.by_name.get(name, ()):
                     if self.triples[r].property == prop and r not in kb_rows:
                         banned.add(r)
-        target = max(kb_size, len(kb_rows))
-        tries = 0
-        while len(kb_rows) < target and tries < 20 * target:
-            r = rng.randrange(len(self.triples))
-            if r not in banned:
-                kb_rows.add(r)
-            tries += 1
-        rows = sorted(kb_rows)
-        rng.shuffle(rows)
+        from .retrieval_phase import fill_kb
+
+        rows = fill_kb(rng, kb_rows, max(kb_size, len(kb_rows)), len(self.triples), banned)
         pos = {r: i for i, r in enumerate(rows)}
         return [(q, a, [pos[r] for r in rs]) for q, a, rs in items], rows
 
