@@ -349,8 +349,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
         phase_start = phase_end
     bar.close()
     log_f.close()
-    # values are only trained by a phase with the LM loss; without one, pure mode must not inject them
-    model.config.inject_values = any(p.lm_weight > 0 for p in cfg.phases)
+    # values are only trained by an in-loop phase with the LM loss; without one, pure mode must not inject them
+    model.config.inject_values = any(p.lm_weight > 0 and not p.cached for p in cfg.phases)
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(out / "final")
     return out / "final"
