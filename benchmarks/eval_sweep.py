@@ -6,7 +6,7 @@ Writes ``docs/benchmarks/eval.json`` and ``docs/benchmarks/eval.md``. Reproduce 
 
 Each row is one ``kblam_integrations.training.evaluate.evaluate_file`` call (the same code
 as ``kblam eval FILE --kb-size N --mode M``). Retrieval-only rows (``generate: false``)
-take the refusal decision from the null token, as grounded mode does.
+take the refusal decision from the model's refusal rule, as grounded mode does.
 """
 
 from __future__ import annotations

@@ -11,25 +11,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-
 
 def main(config_path: str, checkpoint: str) -> None:
     from kblam_integrations.model.kblam_model import CONFIG_NAME, KBLaMModel
-    from kblam_integrations.training.query_features import cached_query_features
     from kblam_integrations.training.retrieval_phase import RetrievalSampler, fit_refusal_classifier
-    from kblam_integrations.training.trainer import TrainConfig, TrainingData
+    from kblam_integrations.training.trainer import TrainConfig, TrainingData, pool_query_features
 
     cfg = TrainConfig.load(config_path)
     model = KBLaMModel.from_pretrained(checkpoint)
     out = Path(cfg.output_dir)
     data = TrainingData(cfg, model, out / "cache")
-    per_pool = len(data.questions) // len(cfg.pool_seeds)
-    feats = torch.cat([
-        cached_query_features(model, [q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]],
-                              model.config.score_layers,
-                              out / "cache" / f"query-features-mean-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors")
-        for i, seed in enumerate(cfg.pool_seeds)])
+    feats = pool_query_features(cfg, model, data, out)
     phase = next(p for p in cfg.phases if p.cached)
     clf = fit_refusal_classifier(model, RetrievalSampler(data.triples, data.questions, feats), data.key_emb,
                                  kb_sizes=phase.kb_sizes, refusal_fraction=cfg.refusal_fraction, seed=cfg.seed + 1)

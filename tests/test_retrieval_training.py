@@ -107,8 +107,8 @@ def test_retrieval_phase_learns_to_pick_the_asked_triple_and_to_refuse():
         with torch.no_grad():
             for _ in range(5):
                 b = sampler.sample(rng, 16, 32, refusal)
-                heads = StandardisedQueryHeads(model, layers, feats)  # identity view of the current heads
-                accs.append(retrieval_loss(retrieval_logits(model, heads, b.features, key_emb[b.rows]), b.targets)[1])
+                q = torch.stack([model.kb_queries[str(l)](b.features[:, i]) for i, l in enumerate(layers)], dim=1)
+                accs.append(retrieval_loss(retrieval_logits(model, q, key_emb[b.rows], layers), b.targets)[1])
         return sum(accs) / len(accs)
 
     before = accuracy(0.3)

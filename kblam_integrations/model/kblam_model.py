@@ -372,7 +372,7 @@ class KBLaMModel(nn.Module):
         result = GenerationResult(text="", triples=tokens.triples)
         self._fill_scores(result, ctx)
         top = result.top_k(k)
-        refuse = bool(self._refusals(ctx, len(tokens))[0]) if top else True
+        refuse = bool(self._refusal_scores(self._layer_probs(ctx), len(tokens))[0] > self.refusal_threshold)
         return top, result.null_score, refuse
 
     def _layer_probs(self, ctx: KBContext) -> torch.Tensor:
@@ -383,16 +383,11 @@ class KBLaMModel(nn.Module):
             probs = torch.cat([probs, torch.zeros(*probs.shape[:2], 1)], dim=-1)
         return probs
 
-    def _refusals(self, ctx: KBContext, kb_len: int) -> torch.Tensor:
-        """``[B]`` bool: the KB cannot answer."""
-        return self._refusal_scores(ctx, kb_len) > self.refusal_threshold
-
-    def _refusal_scores(self, ctx: KBContext, kb_len: int) -> torch.Tensor:
-        """``[B]`` refusal scores (refuse above :attr:`refusal_threshold`): the refusal classifier's
-        probability, or without one the null/best mass ratio."""
+    def _refusal_scores(self, probs: torch.Tensor, kb_len: int) -> torch.Tensor:
+        """``[B]`` refusal scores from :meth:`_layer_probs` (refuse above :attr:`refusal_threshold`):
+        the refusal classifier's probability, or without one the null/best mass ratio."""
         from .refusal import RefusalClassifier, refusal_features
 
-        probs = self._layer_probs(ctx)
         if self.config.refusal_classifier:
             return RefusalClassifier(**self.config.refusal_classifier).probability(refusal_features(probs, kb_len))
         overall = probs.mean(1)
@@ -400,6 +395,7 @@ class KBLaMModel(nn.Module):
 
     @property
     def refusal_threshold(self) -> float:
+        """Refusal scores above this refuse: the classifier's threshold, else ``refusal_ratio``."""
         if self.config.refusal_classifier:
             return float(self.config.refusal_classifier.get("threshold", 0.5))
         return float(self.config.refusal_ratio)
@@ -409,8 +405,10 @@ class KBLaMModel(nn.Module):
                        return_refusal_scores: bool = False):
         """Retrieval scores for many questions against one KB: ``([Q, N] scores, [Q] null scores)``.
 
-        One left-padded prefill per batch; the score of a triple is its attention mass at the
-        last prompt position, averaged over heads and retrieval layers.
+        One left-padded scores-only prefill per batch (see :mod:`..attention.scoring`); the score
+        of a triple is its probability under the prompt-averaged KB logits, averaged over heads
+        and retrieval layers. ``return_refusal_scores`` adds ``[Q]`` refusal scores (refuse
+        above :attr:`refusal_threshold`).
         """
         tokens = self.encode_kb(kb)
         n = len(tokens) if tokens is not None else 0
@@ -431,18 +429,14 @@ class KBLaMModel(nn.Module):
             ctx = self.kb_context(tokens, record=True, scores_only=True)
             with use_kb(ctx):
                 self.backbone(input_ids=ids, attention_mask=mask)
-            layers = [l for l in self.config.score_layers if l in ctx.records]
-            mass = torch.stack([ctx.records[l].mean_mass() for l in layers]).mean(0).float().cpu()
+            probs = self._layer_probs(ctx)  # [B, L, N + 1]
+            mass = probs.mean(1)
             all_scores.append(mass[:, :n])
-            all_null.append(mass[:, n] if mass.shape[1] > n else torch.zeros(mass.shape[0]))
-            all_refuse.append(self._refusal_scores(ctx, n))
+            all_null.append(mass[:, n])
+            all_refuse.append(self._refusal_scores(probs, n))
         if return_refusal_scores:
             return torch.cat(all_scores), torch.cat(all_null), torch.cat(all_refuse)
         return torch.cat(all_scores), torch.cat(all_null)
-
-    def should_refuse(self, best_score: float, null_score: float) -> bool:
-        """Grounded-mode refusal rule: the null token outweighs the best triple (x ``refusal_ratio``)."""
-        return float(null_score) > self.config.refusal_ratio * float(best_score)
 
     def _generate_grounded(self, messages, tokens, *, k, **kwargs) -> GenerationResult:
         if tokens is None or len(tokens) == 0:

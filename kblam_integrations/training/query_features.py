@@ -41,7 +41,8 @@ def extract_query_features(model, questions: Sequence[str], layers: Sequence[int
     prefix = _common_prefix(all_ids)
     p = len(prefix)
     captured: dict[int, torch.Tensor] = {}
-    state: dict[str, torch.Tensor | None] = {"mask": None}
+    # mask: real suffix tokens (None: all); stop: end the forward after the deepest layer
+    state: dict = {"mask": None, "stop": False}
     last = max(layers)
 
     class _Stop(Exception):
@@ -52,34 +53,22 @@ def extract_query_features(model, questions: Sequence[str], layers: Sequence[int
             hidden = kwargs.get("hidden_states", args[0] if args else None).float()
             m = state["mask"]
             captured[layer] = hidden.sum(1) if m is None else (hidden * m.unsqueeze(-1)).sum(1)
-            if layer == last:
+            if state["stop"] and layer == last:
                 raise _Stop
         return hook
 
     handles = [modules[l].register_forward_pre_hook(hook_for(l), with_kwargs=True) for l in layers]
     out = torch.empty(len(questions), len(layers), model.config.hidden_size, dtype=torch.float16)
     try:
-        # the shared prefix: its per-layer hidden sums and its KV cache (full depth, for the suffixes)
-        for h in handles:
-            h.remove()
-        handles = []
-        prefix_sums: dict[int, torch.Tensor] = {}
-
-        def sum_hook(layer: int):
-            def hook(module, args, kwargs):
-                prefix_sums[layer] = kwargs.get("hidden_states", args[0] if args else None).float().sum(1)
-            return hook
-
-        handles = [modules[l].register_forward_pre_hook(sum_hook(l), with_kwargs=True) for l in layers]
+        # the shared prefix, run once to full depth: its per-layer hidden sums and its KV cache
         cache = None
         # transformers renamed `past_key_values` to `cache` (5.2x); use whichever this version takes
         cache_arg = "cache" if "cache" in inspect.signature(model.backbone.forward).parameters else "past_key_values"
         if p:
             res = model.backbone(input_ids=prefix[None].to(device), use_cache=True)
             cache = getattr(res, "cache", None) or res.past_key_values
-        for h in handles:
-            h.remove()
-        handles = [modules[l].register_forward_pre_hook(hook_for(l), with_kwargs=True) for l in layers]
+        prefix_sums = dict(captured)
+        state["stop"] = True
         order = sorted(range(len(all_ids)), key=lambda i: len(all_ids[i]))  # similar lengths: little padding
         pad = model.tokenizer.pad_token_id
         for lo in tqdm(range(0, len(order), batch_size), disable=not progress, desc="query features"):

@@ -65,20 +65,21 @@ class StandardisedQueryHeads(nn.Module):
             head.bias.copy_((-(w @ self.mean[i])).to(head.bias.dtype))
 
 
-def retrieval_logits(model, heads: StandardisedQueryHeads, features: torch.Tensor, key_embeddings: torch.Tensor
+def retrieval_logits(model, queries: torch.Tensor, key_embeddings: torch.Tensor, layers: Sequence[int]
                      ) -> torch.Tensor:
-    """KB logits ``[B, Ls, H, N + 1]`` (last column: null token) for the heads' layers."""
+    """KB logits ``[B, Ls, H, N + 1]`` (last column: null token) of ``queries`` ``[B, Ls, kb_dim]``
+    (one KB query per retrieval layer in ``layers``)."""
     cfg = model.config
-    pos = [cfg.kb_layers.index(l) for l in heads.layers]
+    pos = [cfg.kb_layers.index(l) for l in layers]
     h, d = cfg.num_attention_heads, cfg.head_dim
-    # only the score layers' slices of the key adapter
+    # only the retrieval layers' slices of the key adapter
     w = model.adapters.key.weight.view(len(cfg.kb_layers), cfg.kb_dim, -1)[pos]  # [Ls, kb_dim, enc]
     keys = F.layer_norm(torch.einsum("ne,lke->nlk", key_embeddings.to(w.dtype), w), (cfg.kb_dim,))
     null = model.adapters.null_token()
     if null is not None:
         keys = torch.cat([keys, null[0][:, pos].to(keys.dtype)])
     keys = keys.view(keys.shape[0], len(pos), h, d)
-    q = heads(features).view(features.shape[0], len(pos), h, d)
+    q = queries.view(queries.shape[0], len(pos), h, d).to(keys.dtype)
     return torch.einsum("blhd,nlhd->blhn", q, keys) * d ** -0.5
 
 
@@ -180,7 +181,7 @@ def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torc
     for step in range(steps):
         kb_size = rng.choice(list(kb_sizes))
         batch = sampler.sample(rng, batch_size, kb_size, refusal_fraction)
-        logits = retrieval_logits(model, heads, batch.features, key_embeddings[batch.rows])
+        logits = retrieval_logits(model, heads(batch.features), key_embeddings[batch.rows], layers)
         loss, acc = retrieval_loss(logits, batch.targets, objective)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -204,22 +205,14 @@ def fit_refusal_classifier(model, sampler: RetrievalSampler, key_embeddings: tor
 
     cfg = model.config
     layers = cfg.score_layers
-    h, d = cfg.num_attention_heads, cfg.head_dim
     rng = random.Random(seed)
     xs, ys = [], []
     for _ in range(batches):
         kb_size = rng.choice(list(kb_sizes))
         b = sampler.sample(rng, batch_size, kb_size, refusal_fraction)
-        pos = [cfg.kb_layers.index(l) for l in layers]
-        keys = model.adapters.keys(key_embeddings[b.rows])[:, pos]
-        null = model.adapters.null_token()
-        if null is not None:
-            keys = torch.cat([keys, null[0][:, pos].to(keys.dtype)])
-        keys = keys.view(keys.shape[0], len(pos), h, d)
         q = torch.stack([model.kb_queries[str(l)](b.features[:, i].float()) for i, l in enumerate(layers)], dim=1)
-        probs = torch.softmax(torch.einsum("blhd,nlhd->blhn", q.view(-1, len(pos), h, d), keys) * d ** -0.5, -1)
-        probs = probs.mean(2)
-        if null is None:
+        probs = torch.softmax(retrieval_logits(model, q, key_embeddings[b.rows], layers), -1).mean(2)
+        if model.adapters.null_token() is None:
             probs = torch.cat([probs, torch.zeros(*probs.shape[:2], 1)], dim=-1)
         xs.append(refusal_features(probs, len(b.rows)))
         ys.append(torch.tensor([not t for t in b.targets]))

@@ -356,18 +356,24 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     return out / "final"
 
 
+def pool_query_features(cfg: TrainConfig, model, data: TrainingData, out: Path) -> torch.Tensor:
+    """Query features of every training question, one cached file per pool (see :mod:`.query_features`)."""
+    from .query_features import cached_query_features
+
+    per_pool = len(data.questions) // len(cfg.pool_seeds)
+    return torch.cat([
+        cached_query_features(model, [q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]],
+                              model.config.score_layers,
+                              out / "cache" / f"query-features-mean-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors")
+        for i, seed in enumerate(cfg.pool_seeds)])
+
+
 def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData, out: Path, phase_start: int,
                       bar, log_f) -> int:
     """One retrieval phase on cached query features; returns the global step at its end."""
-    from .query_features import cached_query_features
     from .retrieval_phase import RetrievalSampler, fit_refusal_classifier, train_retrieval_phase
 
-    layers = model.config.score_layers
-    per_pool = len(data.questions) // len(cfg.pool_seeds)
-    feats = torch.cat([
-        cached_query_features(model, [q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]], layers,
-                              out / "cache" / f"query-features-mean-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors")
-        for i, seed in enumerate(cfg.pool_seeds)])
+    feats = pool_query_features(cfg, model, data, out)
     sampler = RetrievalSampler(data.triples, data.questions, feats)
     bar.reset(total=cfg.total_steps)
     bar.update(phase_start)
