@@ -19,6 +19,12 @@ warm-up forwards without a KB, take the current RSS as ``model_rss_mb``, reset t
   is scored at every KB layer). Encoding is a one-time preparation cost and is **not** in
   ``ttft_s``: ``encode_s`` is measured on real triples (up to ``--encode-sample``) and
   extrapolated linearly (``encode_s_estimated``).
+* ``method: "kblam-scores"``: the same tokens, with the attention context in
+  *scores-only* mode (:mod:`kblam_integrations.attention.scoring`): the KB query of the
+  prompt is scored against every knowledge-token key and the backbone's outputs are left
+  untouched. This is what ``generate()`` runs for a checkpoint whose value adapter is not
+  trained (``inject_values: false``, the shipped weights) and what grounded mode's
+  retrieval pass runs; ``kblam`` is the full rectangular attention (values injected).
 * ``method: "icl"``: every triple written into the prompt as ``the {property} of {name}
   is {value}.`` lines (synthetic validation triples), up to the backbone's context
   limit (``max_position_embeddings``, 8192 for SmolLM2); larger KBs are reported with
@@ -56,6 +62,7 @@ import _common as C  # noqa: E402
 DEFAULT_SIZES = [0, 100, 1000, 10_000, 100_000]
 DEFAULT_OUT = C.DOCS_DIR / "kb_scaling.json"
 QUESTION = "What is the founder of Veltrano Dynamics?"
+KBLAM_METHODS = ("kblam", "kblam-scores")
 TTFT_RATIO_TARGET = 2.0  # at 10k triples vs. the empty KB
 RSS_OVERHEAD_TARGET = 1.10  # peak <= model + 1.1 x fp16 token size
 
@@ -164,9 +171,10 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
 
     encode_s = None
     estimated = False
-    if method == "kblam":  # the sentence encoder is part of KBLaM's footprint at every size (size 0 too)
+    kblam = method in KBLAM_METHODS
+    if kblam:  # the sentence encoder is part of KBLaM's footprint at every size (size 0 too)
         model.encode_kb(synthetic_triples(4, seed=2))
-    if method == "kblam" and size > 0 and encode_sample > 0:
+    if kblam and size > 0 and encode_sample > 0:
         sample = synthetic_triples(min(size, encode_sample), seed=1)
         model.encode_kb(sample[:8])  # warm-up
         t0 = time.perf_counter()
@@ -180,7 +188,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
     model_rss = C.rss_mb()
     row.update(model_rss_mb=model_rss, encode_s=encode_s, encode_s_estimated=estimated)
 
-    if method == "kblam":
+    if kblam:
         tokens = random_kb_tokens(model, size) if size else None
         token_bytes = (tokens.keys.numel() + tokens.values.numel()) * 2 if tokens is not None else 0
         row["kb_token_mb"] = token_bytes / 2**20
@@ -198,12 +206,13 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
 
     if fits:
         mask = torch.ones_like(prompt)
+        scores_only = method == "kblam-scores"
 
         def first_token(kb=tokens) -> int:
             # What generate() does per call: build the KB context (recording retrieval
             # scores, as generate() does), prefill, pick the first token.
             with torch.no_grad():
-                ctx = model.kb_context(kb, record=True) if kb is not None else None
+                ctx = model.kb_context(kb, record=True, scores_only=scores_only) if kb is not None else None
                 with use_kb(ctx):
                     logits = model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True).logits
                 return int(logits[0, -1].argmax())
@@ -219,7 +228,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
             row["ttft_s"] = C.median_time(first_token, repeats=1, warmup=0)
         else:
             row["ttft_s"] = C.median_time(first_token, repeats=repeats)
-        ctx = model.kb_context(tokens) if tokens is not None else None
+        ctx = model.kb_context(tokens, scores_only=scores_only) if tokens is not None else None
         if ctx is not None:
             row["kb_shares_storage"] = shares_storage(ctx, tokens)
 
@@ -246,7 +255,14 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
 # ------------------------------------------------------------------------- the sweep
 def check_targets(rows: list[dict]) -> list[str]:
     """Human-readable verdicts on the targets (TTFT ratio, memory overhead and linearity, 100k, no copies)."""
-    kblam = {r["kb_size"]: r for r in rows if r["method"] == "kblam" and r.get("ttft_s")}
+    lines = []
+    for method in KBLAM_METHODS:
+        lines += _check_method(rows, method)
+    return lines
+
+
+def _check_method(rows: list[dict], method: str) -> list[str]:
+    kblam = {r["kb_size"]: r for r in rows if r["method"] == method and r.get("ttft_s")}
     lines = []
     base = kblam[0]["ttft_s"] if 0 in kblam else None
     for size, r in sorted(kblam.items()):
@@ -264,12 +280,12 @@ def check_targets(rows: list[dict]) -> list[str]:
         else:
             continue
         ok = "PASS" if ratio <= TTFT_RATIO_TARGET else "over 2x"
-        lines.append(f"TTFT at {size} triples = {ratio:.2f}x the empty KB ({how}){tag}: {ok}")
+        lines.append(f"{method}: TTFT at {size} triples = {ratio:.2f}x the empty KB ({how}){tag}: {ok}")
     big = [(size, r) for size, r in sorted(kblam.items())
            if r.get("kb_rss_overhead") is not None and r["kb_token_mb"] >= 50]  # small KBs: noise dominates
     for size, r in big:
         ok = "PASS" if r["kb_rss_overhead"] <= RSS_OVERHEAD_TARGET else "over 1.1x"
-        lines.append(f"RSS growth at {size} triples = {r['kb_rss_overhead']:.3f}x the fp16 token size "
+        lines.append(f"{method}: RSS growth at {size} triples = {r['kb_rss_overhead']:.3f}x the fp16 token size "
                      f"({r['peak_rss_mb'] - r['model_rss_mb']:.0f} MB over the model for {r['kb_token_mb']:.0f} MB "
                      f"of tokens; target <= 1.1x): {ok}")
     if len(big) >= 2:
@@ -277,21 +293,21 @@ def check_targets(rows: list[dict]) -> list[str]:
         g0, g1 = r0["peak_rss_mb"] - r0["model_rss_mb"], r1["peak_rss_mb"] - r1["model_rss_mb"]
         slope = (g1 - g0) / (r1["kb_token_mb"] - r0["kb_token_mb"])
         ok = "PASS" if slope <= RSS_OVERHEAD_TARGET else "over 1.1x"
-        lines.append(f"RSS growth is linear in KB size: {s0} -> {s1} triples adds {g1 - g0:.0f} MB for "
+        lines.append(f"{method}: RSS growth is linear in KB size: {s0} -> {s1} triples adds {g1 - g0:.0f} MB for "
                      f"{r1['kb_token_mb'] - r0['kb_token_mb']:.0f} MB of tokens ({slope:.3f} MB per token MB): {ok}")
     if 100_000 in kblam:
         r = kblam[100_000]
-        lines.append(f"100000 triples run on this machine: peak RSS {r['peak_rss_mb']:.0f} MB, "
+        lines.append(f"{method}: 100000 triples run on this machine: peak RSS {r['peak_rss_mb']:.0f} MB, "
                      f"TTFT {r['ttft_s']:.2f}s: PASS")
     shared = [r.get("kb_shares_storage") for size, r in kblam.items() if size > 0]
     if shared:
         ok = "PASS" if all(shared) else "FAIL"
-        lines.append(f"The attention context reads the KB's own tensors (no copy of the knowledge tokens) "
+        lines.append(f"{method}: the attention context reads the KB's own tensors (no copy of the knowledge tokens) "
                      f"at every size: {ok}")
     return lines
 
 
-def run(sizes: list[int], *, methods: tuple[str, ...] = ("kblam", "icl"), threads: int | None = None,
+def run(sizes: list[int], *, methods: tuple[str, ...] = (*KBLAM_METHODS, "icl"), threads: int | None = None,
         weights: str | None = None, repeats: int = 3, encode_sample: int = 256, isolate: bool = True,
         progress: bool = True, icl_limit: bool = True) -> list[dict]:
     """Measure every (method, size); each in a fresh subprocess when ``isolate``.
@@ -338,7 +354,7 @@ def run(sizes: list[int], *, methods: tuple[str, ...] = ("kblam", "icl"), thread
             size = row["kb_size"]
             if progress:
                 ttft = "does not fit" if row.get("ttft_s") is None else f"ttft {row['ttft_s']:.3f}s"
-                print(f"  {method:5s} {size:>7d} triples: {ttft}, peak RSS {C.fmt(row.get('peak_rss_mb'), 0)} MB "
+                print(f"  {method:12s} {size:>7d} triples: {ttft}, peak RSS {C.fmt(row.get('peak_rss_mb'), 0)} MB "
                       f"({time.perf_counter() - t0:.0f}s)", flush=True)
     order = {m: i for i, m in enumerate(methods)}
     return sorted(rows, key=lambda r: (order[r["method"]], r["kb_size"]))
@@ -389,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON file to write (the .md goes next to it)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     ap.add_argument("--weights", default=None, help="KBLaM checkpoint (default: shipped, else untrained)")
-    ap.add_argument("--methods", nargs="+", choices=["kblam", "icl"], default=["kblam", "icl"])
+    ap.add_argument("--methods", nargs="+", choices=[*KBLAM_METHODS, "icl"], default=[*KBLAM_METHODS, "icl"])
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per size (median)")
     ap.add_argument("--encode-sample", type=int, default=256, help="real triples encoded to estimate encode_s")
     ap.add_argument("--no-isolate", action="store_true", help="measure in this process (peak RSS then leaks)")
@@ -400,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render-only", action="store_true",
                     help="measure nothing: rewrite the markdown from the rows already in --out")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # internal: one measurement
-    ap.add_argument("--method", choices=["kblam", "icl"], default="kblam", help=argparse.SUPPRESS)
+    ap.add_argument("--method", choices=[*KBLAM_METHODS, "icl"], default="kblam", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if any(s < 0 for s in args.sizes):
         ap.error("--sizes must be >= 0")

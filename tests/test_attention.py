@@ -342,3 +342,23 @@ def test_forward_with_autograd_still_differentiates_through_the_kb(family):
     got.sum().backward()
     head = model.kb_queries[str(model.config.kb_layers[0])]
     assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
+
+
+def test_kb_scores_far_below_the_text_scores_stay_exact():
+    """KB scores 60-120 below the text's (exp underflows to subnormals) leave the output exact."""
+    from kblam_integrations.attention import KBAttentionRecord, rectangular_attention
+
+    x = _random_layer(layer_major=True)
+    for shift in (-70.0, -95.0, -120.0):
+        record = KBAttentionRecord()
+        out = rectangular_attention(x["query"], x["key"], x["value"], None, 0.35, x["kb_query"], x["kb_keys"],
+                                    x["kb_values"], null_key=x["null_key"], null_value=x["null_value"],
+                                    score_shift=shift, chunk_size=5, record=record)
+        ref, ref_mass = _reference_attention(x["query"], x["key"], x["value"], None, 0.35, x["kb_query"],
+                                             x["kb_keys"], x["kb_values"], x["null_key"], x["null_value"], shift)
+        assert torch.allclose(out, ref, atol=1e-6, rtol=1e-5)
+        assert torch.allclose(record.mass_sum, ref_mass, atol=1e-12)
+        # With the text this far ahead, the KB's part of the output is nil: the text's alone.
+        text_only, _ = _reference_attention(x["query"], x["key"], x["value"], None, 0.35, x["kb_query"],
+                                            x["kb_keys"][:0], x["kb_values"][:0], None, None, 0.0)
+        assert torch.allclose(out, text_only, atol=1e-6, rtol=1e-5)

@@ -56,7 +56,10 @@ def test_kb_scaling_one_size(tiny):
     assert not icl["fits"] and icl["ttft_s"] is None
     tokens = S.random_kb_tokens(tiny, 5)
     assert len(tokens) == 5 and tokens.keys.dtype.itemsize == 2
-    assert S.check_targets([empty, row])[0].startswith("TTFT at 10 triples")
+    assert S.check_targets([empty, row])[0].startswith("kblam: TTFT at 10 triples")
+    scores = S.measure_one(10, "kblam-scores", model=tiny, trained=False, repeats=1, encode_sample=0)
+    assert scores["ttft_s"] > 0 and scores["kb_shares_storage"]
+    assert any(c.startswith("kblam-scores: TTFT at 10 triples") for c in S.check_targets([empty, row, scores]))
 
 
 def test_kb_scaling_run_in_process(tiny, monkeypatch, tmp_path):
@@ -67,7 +70,8 @@ def test_kb_scaling_run_in_process(tiny, monkeypatch, tmp_path):
     assert icl[0]["fits"] is True and icl[0]["ttft_s"] > 0
     assert icl[-1]["fits"] is False and icl[-1]["ttft_s"] is None and "does not fit" in icl[-1]["note"]
     S.write_markdown(tmp_path / "k.md", rows, S.check_targets(rows), "cmd")
-    assert "| kblam | 5 |" in (tmp_path / "k.md").read_text()
+    md = (tmp_path / "k.md").read_text()
+    assert "| kblam | 5 |" in md and "| kblam-scores | 5 |" in md
 
 
 def test_common_reset_peak_really_resets():

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from kblam_integrations.errors import KBFormatError
-from kblam_integrations.training.evaluate import evaluate_file, is_refusal, load_eval_file, normalise
+from kblam_integrations.training.evaluate import (answer_is_correct, evaluate_file, is_refusal, load_eval_file,
+                                                  normalise)
 from kblam_integrations.training.synthetic import write_eval_file
 
 from .conftest import tiny_chat_kblam
@@ -38,6 +39,19 @@ def test_rules():
     assert normalise("  Port-Alvessa, 1998! ") == "port alvessa 1998"
     assert is_refusal("I'm sorry, I cannot find that information in the knowledge base.")
     assert not is_refusal("The founder is Ada.")
+
+
+def test_answer_rule_needs_exact_short_values_and_accepts_rephrased_sentences():
+    # names, numbers, dates: the exact (normalised) text
+    assert answer_is_correct("Mehmet Mercer", "The mayor of Port Kingswood is Mehmet Mercer.")
+    assert not answer_is_correct("Mehmet Mercer", "The mayor of Port Kingswood is Mehmet Ozturk.")
+    assert answer_is_correct("$601,000", "Its budget is $601,000.")
+    assert not answer_is_correct("$601,000", "Its budget is $610,000.")
+    # long values: most of their words, in order, count (ROUGE-L recall >= 0.5)
+    value = "It aims to stack 19,333 ladders, to train 8 couriers and to improve scanners in Nalilton Springs."
+    assert answer_is_correct(value, "Its objectives are to stack 19,333 ladders, train 8 couriers and improve "
+                                    "scanners in Nalilton Springs.")
+    assert not answer_is_correct(value, "It aims to improve the lives of couriers.")
 
 
 @pytest.mark.parametrize("content,field", [

@@ -170,3 +170,45 @@ def test_refusal_classifier_separates_and_round_trips_through_the_config(tmp_pat
     cfg.save(tmp_path / "c.json")
     again = RefusalClassifier(**KBLaMConfig.load(tmp_path / "c.json").refusal_classifier)
     assert torch.equal(again.refuse(x), clf.refuse(x))
+
+
+def test_key_agreement_features_append_the_top1_and_best_cosines():
+    from kblam_integrations.model.refusal import key_agreement, refusal_features, top_triples
+
+    probs = torch.softmax(torch.randn(3, 2, 6), -1)
+    cos = torch.tensor([[0.2, 0.9, 0.1], [0.8, 0.3, 0.5], [-0.1, -0.2, 0.0]])
+    base = refusal_features(probs, 5)
+    both = refusal_features(probs, 5, cos)
+    assert both.shape == (3, base.shape[1] + 2)
+    assert torch.equal(both[:, :-2], base)
+    assert torch.allclose(both[:, -2], cos[:, 0]) and torch.allclose(both[:, -1], torch.tensor([0.9, 0.8, 0.0]))
+    top = top_triples(probs, k=3)  # ranked by the layer-mean mass, null column excluded
+    assert torch.equal(top, probs.mean(1)[:, :-1].topk(3).indices)
+    q = torch.randn(3, 8)
+    keys = torch.stack([q * 2, -q, torch.randn(3, 8)], dim=1)
+    agree = key_agreement(q, keys)
+    assert torch.allclose(agree[:, 0], torch.ones(3)) and torch.allclose(agree[:, 1], -torch.ones(3))
+
+
+def test_refusal_reads_key_agreement_of_the_attended_triples():
+    """A classifier that only trusts key agreement refuses a question no KB key matches."""
+    from kblam_integrations.model.refusal import RefusalClassifier
+
+    model = tiny_chat_kblam()
+    kb = [("Acme", "founder", "Ada"), ("Acme", "location", "Oslo"), ("Borealis", "founder", "Bo")]
+    tokens = model.encode_kb(kb)
+    n_attention = 2 * len(model.config.score_layers) + 3
+    # refuse unless some attended key's embedding agrees with the question (cosine >= 0.9)
+    model.config.refusal_classifier = RefusalClassifier(weight=[0.0] * n_attention + [0.0, -40.0], bias=36.0,
+                                                        key_agreement=True).to_dict()
+    matching = tokens.triples[1].key_text  # the hash encoder embeds identical text identically
+    _, _, refusal = model.retrieve_batch([matching, "Who painted the harbour at night?"], tokens,
+                                         return_refusal_scores=True)
+    assert refusal[0] < 0.5 < refusal[1]
+    assert model.generate("Who painted the harbour at night?", kb=tokens, mode="grounded",
+                          max_new_tokens=2).text == model.config.refusal
+    # a classifier whose weights do not fit the features fails loudly
+    model.config.refusal_classifier = RefusalClassifier(weight=[0.0] * n_attention, bias=0.0,
+                                                        key_agreement=True).to_dict()
+    with pytest.raises(ValueError, match="features"):
+        model.retrieve_batch([matching], tokens, return_refusal_scores=True)

@@ -28,6 +28,13 @@ _MAX_SCORE_ELEMENTS = 4 * 2**20
 # work buffers (keys, values, scores) stay in the CPU's L2 cache between the upcast and
 # the matmuls that read them.
 _CACHE_CHUNK = 512
+# Log-probabilities (relative to the running reference, whose own term is exp(0) = 1) are
+# clamped here before ``exp``: exp(-60) = 9e-27 is still a normal float, and so are its
+# products with fp16-range values, while exp of anything below about -87 is a subnormal
+# float, which makes ``exp`` and the value matmul 10-40x slower on x86 CPUs (measured:
+# 0.33 s -> 0.19 s time to first token at 10k triples). The clamp adds at most
+# kb_len * 9e-27 to a softmax sum that is >= 1: far below fp32 precision.
+_MIN_LOG_P = -60.0
 
 
 def _repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -180,7 +187,7 @@ def _online_attention(t_scores, v_text, kb_query, kb_keys, kb_values, null_key, 
             l.mul_(alpha)
             acc.mul_(alpha)
             m = m_new
-        s.sub_(m).exp_()
+        s.sub_(m).clamp_min_(_MIN_LOG_P).exp_()
         l.add_(s.sum(dim=-1, keepdim=True))
         acc.add_(torch.matmul(s, v))
 

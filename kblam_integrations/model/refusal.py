@@ -5,6 +5,17 @@ layers disagree on: on held-out training pools a ratio rule reached precision 0.
 recall 0.59, while a logistic model over per-layer masses reached 0.92 / 0.86. The
 classifier is fitted once after retrieval training (on sampled training KBs, never on
 evaluation data) and stored in the model config as a handful of numbers.
+
+Attention alone says how *peaked* the KB read is, not whether the attended triple is
+the one asked about: an unfamiliar name that is in the KB and a familiar one that is
+not look alike. So the classifier can also read **key agreement**: the cosine between
+the question's sentence embedding and the key embeddings ("the {property} of {name}")
+of the few triples the attention ranked first. Those are the same sentence encoder's
+embeddings the knowledge tokens are made from, computed for ``k`` triples only, so the
+cost stays independent of KB size and no retriever ranks the KB: attention picks, the
+encoder checks. On the validation-split dev set at KB 100 the attention features
+alone separated answerable from unanswerable questions with ROC-AUC 0.95, the
+top-1 key cosine alone with 0.99.
 """
 
 from __future__ import annotations
@@ -15,11 +26,18 @@ from dataclasses import dataclass
 import torch
 
 
-def refusal_features(layer_probs: torch.Tensor, kb_len: int) -> torch.Tensor:
-    """``[B, 2L + 3]`` from ``[B, L, N + 1]`` retrieval distributions (last column: null token).
+# Key agreement reads the cosines of this many attention-ranked triples.
+AGREEMENT_TOP_K = 5
 
-    Per layer: the mass on the overall best triple and on the null token; then the overall
-    best and null masses and ``log(kb_len)`` (masses shrink as the KB grows).
+
+def refusal_features(layer_probs: torch.Tensor, kb_len: int, key_cosines: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """``[B, 2L + 3]`` (``+ 2`` with ``key_cosines``) from ``[B, L, N + 1]`` retrieval distributions.
+
+    Per layer: the mass on the overall best triple and on the null token (last column);
+    then the overall best and null masses and ``log(kb_len)`` (masses shrink as the KB
+    grows). ``key_cosines`` ``[B, k]``: question-key cosines of the attention's top-k
+    triples, best first (:func:`key_agreement`); adds the top-1 cosine and the best of the k.
     """
     overall = layer_probs.mean(1)
     best = overall[:, :-1].argmax(-1)
@@ -27,18 +45,41 @@ def refusal_features(layer_probs: torch.Tensor, kb_len: int) -> torch.Tensor:
     per_best = layer_probs[rows, :, best]
     per_null = layer_probs[:, :, -1]
     size = torch.full((layer_probs.shape[0], 1), math.log(max(kb_len, 1)), device=layer_probs.device)
-    return torch.cat([per_best, per_null, overall[rows, best][:, None], overall[:, -1:], size], dim=1).float()
+    parts = [per_best, per_null, overall[rows, best][:, None], overall[:, -1:], size]
+    if key_cosines is not None:
+        parts += [key_cosines[:, :1], key_cosines.max(dim=1, keepdim=True).values]
+    return torch.cat([p.float() for p in parts], dim=1)
+
+
+def top_triples(layer_probs: torch.Tensor, k: int = AGREEMENT_TOP_K) -> torch.Tensor:
+    """``[B, min(k, N)]`` indices of the triples with the most attention (layer mean), best first."""
+    overall = layer_probs.mean(1)[:, :-1]
+    return overall.topk(min(k, overall.shape[1]), dim=-1).indices
+
+
+def key_agreement(question_emb: torch.Tensor, key_emb: torch.Tensor) -> torch.Tensor:
+    """Cosines ``[B, k]`` between questions ``[B, E]`` and their top triples' key embeddings ``[B, k, E]``."""
+    q = torch.nn.functional.normalize(question_emb.float(), dim=-1)
+    keys = torch.nn.functional.normalize(key_emb.float(), dim=-1)
+    return torch.einsum("be,bke->bk", q, keys)
 
 
 @dataclass
 class RefusalClassifier:
-    """``refuse = sigmoid(w . features + b) > threshold`` (standardisation folded into ``w``, ``b``)."""
+    """``refuse = sigmoid(w . features + b) > threshold`` (standardisation folded into ``w``, ``b``).
+
+    ``key_agreement``: the features end with the two key-agreement cosines.
+    """
 
     weight: list[float]
     bias: float
     threshold: float = 0.5
+    key_agreement: bool = False
 
     def probability(self, features: torch.Tensor) -> torch.Tensor:
+        if features.shape[-1] != len(self.weight):
+            raise ValueError(f"refusal classifier: {features.shape[-1]} features given, its weight has "
+                             f"{len(self.weight)} (key_agreement={self.key_agreement})")
         w = torch.tensor(self.weight, dtype=torch.float32, device=features.device)
         return torch.sigmoid(features.float() @ w + self.bias)
 
@@ -46,11 +87,12 @@ class RefusalClassifier:
         return self.probability(features) > self.threshold
 
     def to_dict(self) -> dict:
-        return {"weight": list(self.weight), "bias": float(self.bias), "threshold": float(self.threshold)}
+        return {"weight": list(self.weight), "bias": float(self.bias), "threshold": float(self.threshold),
+                "key_agreement": bool(self.key_agreement)}
 
     @classmethod
-    def fit(cls, features: torch.Tensor, refuse: torch.Tensor, *, l2: float = 1e-3, threshold: float = 0.5
-            ) -> "RefusalClassifier":
+    def fit(cls, features: torch.Tensor, refuse: torch.Tensor, *, l2: float = 1e-3, threshold: float = 0.5,
+            key_agreement: bool = False) -> "RefusalClassifier":
         """L2-regularised logistic regression (L-BFGS) on standardised features."""
         x = features.float()
         y = refuse.float()
@@ -70,4 +112,4 @@ class RefusalClassifier:
             opt.step(closure)
         w_raw = (w.detach() / sd)
         b_raw = float(b.detach() - (w.detach() * mu / sd).sum())
-        return cls(weight=w_raw.tolist(), bias=b_raw, threshold=threshold)
+        return cls(weight=w_raw.tolist(), bias=b_raw, threshold=threshold, key_agreement=key_agreement)

@@ -9,8 +9,12 @@ names never trained on).
 Metrics:
 * ``top1``/``top5``: the asked triple (same name and property) is the best / among the five
   best-attended triples (answerable questions only).
-* ``answer_accuracy``: the normalised value (lowercase, punctuation dropped, whitespace
-  collapsed) is contained in the normalised answer (answerable questions only).
+* ``answer_accuracy`` (answerable questions only): the answer is correct when the
+  normalised value (lowercase, punctuation dropped, whitespace collapsed) is contained in
+  the normalised answer, or, for values of at least ``ROUGE_MIN_WORDS`` words (phrases and
+  sentences, which a model may rephrase), when the ROUGE-L recall of the value in the
+  answer (``rouge-score``, no stemming) is at least ``ROUGE_L_RECALL``. Names, numbers and
+  dates need the exact text.
 * ``refusal_precision``/``refusal_recall``: a refusal is predicted when the answer contains a
   refusal phrase (pure mode), or when the model's refusal rule fires (grounded mode, which
   then answers with the refusal sentence; retrieval-only runs use the same rule).
@@ -31,12 +35,29 @@ from ..errors import KBFormatError
 from ..kb.triple import Triple
 
 REFUSAL_MARKERS = ("cannot find", "can't find", "not in the knowledge base", "i'm sorry", "i don't know")
+ROUGE_MIN_WORDS = 4
+ROUGE_L_RECALL = 0.5
 
 
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = re.sub(r"[^\w\s]", " ", text)
     return " ".join(text.split())
+
+
+def rouge_l_recall(expected: str, answer: str) -> float:
+    """ROUGE-L recall of ``expected`` in ``answer`` (the share of its words found in order)."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"]).score(expected, answer)["rougeL"].recall
+
+
+def answer_is_correct(expected: str, answer: str) -> bool:
+    """The module docstring's rule: exact normalised containment, or ROUGE-L for long values."""
+    value, text = normalise(expected), normalise(answer)
+    if value in text:
+        return True
+    return len(value.split()) >= ROUGE_MIN_WORDS and rouge_l_recall(expected, answer) >= ROUGE_L_RECALL
 
 
 def is_refusal(answer: str) -> bool:
@@ -143,7 +164,7 @@ def evaluate(model, triples: list[Triple], questions: list[dict[str, Any]], *, k
                 refused = float(refusal_scores[j]) > model.refusal_threshold
             rec.update(answer=answer, refused=refused)
             if answerable_q:
-                ok = answer is not None and not refused and normalise(q["answer"]) in normalise(answer)
+                ok = answer is not None and not refused and answer_is_correct(q["answer"], answer)
                 correct += ok
                 rec["correct"] = ok
                 fp += refused

@@ -27,6 +27,7 @@ class RetrievalBatch:
     features: torch.Tensor  # [B, Ls, hidden]
     rows: list[int]  # KB rows (indices into the triple pool), in KB order
     targets: list[list[int]]  # per question: KB columns of the asked triples ([] -> null)
+    questions: list[int] | None = None  # indices into the question pool
 
 
 class StandardisedQueryHeads(nn.Module):
@@ -157,7 +158,7 @@ class RetrievalSampler:
         col = {r: i for i, r in enumerate(order)}
         # a triple banned for one question is missing for every question that asks it
         targets = [[col[r] for r in rows if r in col] for rows in asked_rows]
-        return RetrievalBatch(self.features[picks], order, targets)
+        return RetrievalBatch(self.features[picks], order, targets, picks)
 
 
 def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torch.Tensor, *, steps: int,
@@ -195,13 +196,15 @@ def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torc
 @torch.no_grad()
 def fit_refusal_classifier(model, sampler: RetrievalSampler, key_embeddings: torch.Tensor, *,
                            kb_sizes: Sequence[int], refusal_fraction: float, seed: int = 0, batches: int = 120,
-                           batch_size: int = 32):
+                           batch_size: int = 32, question_embeddings: torch.Tensor | None = None):
     """Fit :class:`~..model.refusal.RefusalClassifier` on sampled training KBs; stores it in the config.
 
     The features are computed exactly as at inference: the trained (folded) query heads on
-    the prompt-mean features, per-layer distributions over [triples ; null] averaged over heads.
+    the prompt-mean features, per-layer distributions over [triples ; null] averaged over
+    heads; with ``question_embeddings`` (sentence embeddings of the pool's questions) also
+    the key agreement of the attention's top triples (raw ``key_embeddings``).
     """
-    from ..model.refusal import RefusalClassifier, refusal_features
+    from ..model.refusal import RefusalClassifier, key_agreement, refusal_features, top_triples
 
     cfg = model.config
     layers = cfg.score_layers
@@ -211,11 +214,15 @@ def fit_refusal_classifier(model, sampler: RetrievalSampler, key_embeddings: tor
         kb_size = rng.choice(list(kb_sizes))
         b = sampler.sample(rng, batch_size, kb_size, refusal_fraction)
         q = torch.stack([model.kb_queries[str(l)](b.features[:, i].float()) for i, l in enumerate(layers)], dim=1)
-        probs = torch.softmax(retrieval_logits(model, q, key_embeddings[b.rows], layers), -1).mean(2)
+        kb_keys = key_embeddings[b.rows]
+        probs = torch.softmax(retrieval_logits(model, q, kb_keys, layers), -1).mean(2)
         if model.adapters.null_token() is None:
             probs = torch.cat([probs, torch.zeros(*probs.shape[:2], 1)], dim=-1)
-        xs.append(refusal_features(probs, len(b.rows)))
+        cosines = None
+        if question_embeddings is not None:
+            cosines = key_agreement(question_embeddings[b.questions], kb_keys[top_triples(probs)])
+        xs.append(refusal_features(probs, len(b.rows), cosines))
         ys.append(torch.tensor([not t for t in b.targets]))
-    clf = RefusalClassifier.fit(torch.cat(xs), torch.cat(ys))
+    clf = RefusalClassifier.fit(torch.cat(xs), torch.cat(ys), key_agreement=question_embeddings is not None)
     cfg.refusal_classifier = clf.to_dict()
     return clf

@@ -75,6 +75,8 @@ class TrainConfig:
     data_seeds: list[int] | None = None
     # KB layers whose attention is the retrieval score (None: KBLaMConfig's default)
     retrieval_layers: list[int] | None = None
+    # the refusal classifier also reads question-key agreement (see model/refusal.py)
+    refusal_key_agreement: bool = True
     phases: list[Phase] = field(default_factory=lambda: [
         Phase("retrieval", steps=600, lm_weight=0.0, aux_weight=1.0, batch_size=32, kb_sizes=[16, 32, 64, 128], lr=2e-3),
         Phase("joint", steps=400, lm_weight=1.0, aux_weight=1.0, batch_size=8, kb_sizes=[16, 32, 64], lr=5e-4),
@@ -368,10 +370,44 @@ def pool_query_features(cfg: TrainConfig, model, data: TrainingData, out: Path) 
         for i, seed in enumerate(cfg.pool_seeds)])
 
 
+def pool_question_embeddings(cfg: TrainConfig, model, data: TrainingData, out: Path) -> torch.Tensor:
+    """Sentence embeddings of every training question (for the refusal classifier's key
+    agreement), one cached file per pool."""
+    from safetensors.torch import load_file, save_file
+
+    per_pool = len(data.questions) // len(cfg.pool_seeds)
+    parts = []
+    for i, seed in enumerate(cfg.pool_seeds):
+        file = out / "cache" / f"question-embeddings-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors"
+        if file.is_file():
+            parts.append(load_file(str(file))["question"])
+            continue
+        emb = model.encoder.embed([q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]],
+                                  show_progress=True)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.tmp")
+        save_file({"question": emb.contiguous()}, str(tmp))
+        os.replace(tmp, file)
+        parts.append(emb)
+    return torch.cat(parts)
+
+
+def fit_pool_refusal_classifier(cfg: TrainConfig, phase: "Phase", model, data: TrainingData, out: Path,
+                                sampler=None):
+    """The refusal classifier fit that follows a cached phase (also ``scripts/fit_refusal.py``)."""
+    from .retrieval_phase import RetrievalSampler, fit_refusal_classifier
+
+    if sampler is None:
+        sampler = RetrievalSampler(data.triples, data.questions, pool_query_features(cfg, model, data, out))
+    q_emb = pool_question_embeddings(cfg, model, data, out) if cfg.refusal_key_agreement else None
+    return fit_refusal_classifier(model, sampler, data.key_emb, kb_sizes=phase.kb_sizes,
+                                  refusal_fraction=cfg.refusal_fraction, seed=cfg.seed + 1, question_embeddings=q_emb)
+
+
 def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData, out: Path, phase_start: int,
                       bar, log_f) -> int:
     """One retrieval phase on cached query features; returns the global step at its end."""
-    from .retrieval_phase import RetrievalSampler, fit_refusal_classifier, train_retrieval_phase
+    from .retrieval_phase import RetrievalSampler, train_retrieval_phase
 
     feats = pool_query_features(cfg, model, data, out)
     sampler = RetrievalSampler(data.triples, data.questions, feats)
@@ -394,8 +430,7 @@ def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData,
                           kb_sizes=phase.kb_sizes, lr=phase.lr, refusal_fraction=cfg.refusal_fraction,
                           warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, seed=cfg.seed + phase_start,
                           objective=phase.objective, on_step=on_step)
-    fit_refusal_classifier(model, sampler, data.key_emb, kb_sizes=phase.kb_sizes,
-                           refusal_fraction=cfg.refusal_fraction, seed=cfg.seed + 1)
+    fit_pool_refusal_classifier(cfg, phase, model, data, out, sampler)
     return phase_start + phase.steps
 
 
