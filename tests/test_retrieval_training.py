@@ -178,10 +178,16 @@ def test_key_agreement_features_append_the_top1_and_best_cosines():
     probs = torch.softmax(torch.randn(3, 2, 6), -1)
     cos = torch.tensor([[0.2, 0.9, 0.1], [0.8, 0.3, 0.5], [-0.1, -0.2, 0.0]])
     base = refusal_features(probs, 5)
-    both = refusal_features(probs, 5, cos)
+    both = refusal_features(probs, 5, cos, "attention+agreement")
     assert both.shape == (3, base.shape[1] + 2)
     assert torch.equal(both[:, :-2], base)
     assert torch.allclose(both[:, -2], cos[:, 0]) and torch.allclose(both[:, -1], torch.tensor([0.9, 0.8, 0.0]))
+    compact = refusal_features(probs, 5, cos, "agreement")  # null mass, log size, the two cosines
+    assert torch.allclose(compact[:, 0], probs.mean(1)[:, -1]) and torch.allclose(compact[:, 2:], both[:, -2:])
+    with pytest.raises(ValueError, match="key_cosines"):
+        refusal_features(probs, 5, None, "agreement")
+    with pytest.raises(ValueError, match="feature set"):
+        refusal_features(probs, 5, cos, "everything")
     top = top_triples(probs, k=3)  # ranked by the layer-mean mass, null column excluded
     assert torch.equal(top, probs.mean(1)[:, :-1].topk(3).indices)
     q = torch.randn(3, 8)
@@ -197,10 +203,9 @@ def test_refusal_reads_key_agreement_of_the_attended_triples():
     model = tiny_chat_kblam()
     kb = [("Acme", "founder", "Ada"), ("Acme", "location", "Oslo"), ("Borealis", "founder", "Bo")]
     tokens = model.encode_kb(kb)
-    n_attention = 2 * len(model.config.score_layers) + 3
     # refuse unless some attended key's embedding agrees with the question (cosine >= 0.9)
-    model.config.refusal_classifier = RefusalClassifier(weight=[0.0] * n_attention + [0.0, -40.0], bias=36.0,
-                                                        key_agreement=True).to_dict()
+    model.config.refusal_classifier = RefusalClassifier(weight=[0.0, 0.0, 0.0, -40.0], bias=36.0,
+                                                        features="agreement").to_dict()
     matching = tokens.triples[1].key_text  # the hash encoder embeds identical text identically
     _, _, refusal = model.retrieve_batch([matching, "Who painted the harbour at night?"], tokens,
                                          return_refusal_scores=True)
@@ -208,7 +213,7 @@ def test_refusal_reads_key_agreement_of_the_attended_triples():
     assert model.generate("Who painted the harbour at night?", kb=tokens, mode="grounded",
                           max_new_tokens=2).text == model.config.refusal
     # a classifier whose weights do not fit the features fails loudly
-    model.config.refusal_classifier = RefusalClassifier(weight=[0.0] * n_attention, bias=0.0,
-                                                        key_agreement=True).to_dict()
+    model.config.refusal_classifier = RefusalClassifier(weight=[0.0] * 6, bias=0.0,
+                                                        features="agreement").to_dict()
     with pytest.raises(ValueError, match="features"):
         model.retrieve_batch([matching], tokens, return_refusal_scores=True)

@@ -410,8 +410,8 @@ class KBLaMModel(nn.Module):
 
         if self.config.refusal_classifier:
             clf = RefusalClassifier(**self.config.refusal_classifier)
-            cosines = self.key_agreement(questions, triples, probs) if clf.key_agreement else None
-            return clf.probability(refusal_features(probs, len(triples), cosines))
+            cosines = self.key_agreement(questions, triples, probs) if clf.reads_agreement else None
+            return clf.probability(refusal_features(probs, len(triples), cosines, clf.features))
         overall = probs.mean(1)
         return overall[:, -1] / overall[:, :-1].max(-1).values.clamp_min(1e-12)
 

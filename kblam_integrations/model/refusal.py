@@ -28,25 +28,38 @@ import torch
 
 # Key agreement reads the cosines of this many attention-ranked triples.
 AGREEMENT_TOP_K = 5
+# Feature sets a classifier can be fitted on (its config names the one it reads):
+#   "attention": per-layer best/null masses, overall best/null, log(kb_len)  (2L + 3)
+#   "attention+agreement": the same + top-1 and best-of-k key cosines        (2L + 5)
+#   "agreement": overall null mass, log(kb_len), top-1 and best-of-k cosines (4)
+# "agreement" is the default: on held-out data it matched the 2L + 5 set on synthetic
+# questions and generalised best to hand-written ones (per-layer masses fit the
+# training phrasing; see docs/training.md).
+FEATURE_SETS = ("attention", "attention+agreement", "agreement")
 
 
-def refusal_features(layer_probs: torch.Tensor, kb_len: int, key_cosines: torch.Tensor | None = None
-                     ) -> torch.Tensor:
-    """``[B, 2L + 3]`` (``+ 2`` with ``key_cosines``) from ``[B, L, N + 1]`` retrieval distributions.
+def refusal_features(layer_probs: torch.Tensor, kb_len: int, key_cosines: torch.Tensor | None = None,
+                     kind: str = "attention") -> torch.Tensor:
+    """Refusal features of one feature set (see ``FEATURE_SETS``) from ``[B, L, N + 1]``
+    retrieval distributions (last column: the null token).
 
-    Per layer: the mass on the overall best triple and on the null token (last column);
-    then the overall best and null masses and ``log(kb_len)`` (masses shrink as the KB
-    grows). ``key_cosines`` ``[B, k]``: question-key cosines of the attention's top-k
-    triples, best first (:func:`key_agreement`); adds the top-1 cosine and the best of the k.
+    ``key_cosines`` ``[B, k]``: question-key cosines of the attention's top-k triples,
+    best first (:func:`key_agreement`); needed by the sets that read agreement.
     """
+    if kind not in FEATURE_SETS:
+        raise ValueError(f"unknown refusal feature set {kind!r}; expected one of {FEATURE_SETS}")
+    if kind != "attention" and key_cosines is None:
+        raise ValueError(f"refusal feature set {kind!r} needs key_cosines")
     overall = layer_probs.mean(1)
-    best = overall[:, :-1].argmax(-1)
-    rows = torch.arange(layer_probs.shape[0], device=layer_probs.device)
-    per_best = layer_probs[rows, :, best]
-    per_null = layer_probs[:, :, -1]
     size = torch.full((layer_probs.shape[0], 1), math.log(max(kb_len, 1)), device=layer_probs.device)
-    parts = [per_best, per_null, overall[rows, best][:, None], overall[:, -1:], size]
-    if key_cosines is not None:
+    if kind == "agreement":
+        parts = [overall[:, -1:], size]
+    else:
+        best = overall[:, :-1].argmax(-1)
+        rows = torch.arange(layer_probs.shape[0], device=layer_probs.device)
+        parts = [layer_probs[rows, :, best], layer_probs[:, :, -1], overall[rows, best][:, None], overall[:, -1:],
+                 size]
+    if kind != "attention":
         parts += [key_cosines[:, :1], key_cosines.max(dim=1, keepdim=True).values]
     return torch.cat([p.float() for p in parts], dim=1)
 
@@ -68,18 +81,28 @@ def key_agreement(question_emb: torch.Tensor, key_emb: torch.Tensor) -> torch.Te
 class RefusalClassifier:
     """``refuse = sigmoid(w . features + b) > threshold`` (standardisation folded into ``w``, ``b``).
 
-    ``key_agreement``: the features end with the two key-agreement cosines.
+    ``features``: the feature set it reads (``FEATURE_SETS``); checkpoints from before
+    key agreement have none and read ``"attention"``.
     """
 
     weight: list[float]
     bias: float
     threshold: float = 0.5
-    key_agreement: bool = False
+    features: str = "attention"
+
+    def __post_init__(self):
+        if self.features not in FEATURE_SETS:
+            raise ValueError(f"refusal classifier: unknown feature set {self.features!r}; expected one of "
+                             f"{FEATURE_SETS}")
+
+    @property
+    def reads_agreement(self) -> bool:
+        return self.features != "attention"
 
     def probability(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[-1] != len(self.weight):
             raise ValueError(f"refusal classifier: {features.shape[-1]} features given, its weight has "
-                             f"{len(self.weight)} (key_agreement={self.key_agreement})")
+                             f"{len(self.weight)} (feature set {self.features!r})")
         w = torch.tensor(self.weight, dtype=torch.float32, device=features.device)
         return torch.sigmoid(features.float() @ w + self.bias)
 
@@ -88,11 +111,11 @@ class RefusalClassifier:
 
     def to_dict(self) -> dict:
         return {"weight": list(self.weight), "bias": float(self.bias), "threshold": float(self.threshold),
-                "key_agreement": bool(self.key_agreement)}
+                "features": self.features}
 
     @classmethod
     def fit(cls, features: torch.Tensor, refuse: torch.Tensor, *, l2: float = 1e-3, threshold: float = 0.5,
-            key_agreement: bool = False) -> "RefusalClassifier":
+            feature_set: str = "attention") -> "RefusalClassifier":
         """L2-regularised logistic regression (L-BFGS) on standardised features."""
         x = features.float()
         y = refuse.float()
@@ -112,4 +135,4 @@ class RefusalClassifier:
             opt.step(closure)
         w_raw = (w.detach() / sd)
         b_raw = float(b.detach() - (w.detach() * mu / sd).sum())
-        return cls(weight=w_raw.tolist(), bias=b_raw, threshold=threshold, key_agreement=key_agreement)
+        return cls(weight=w_raw.tolist(), bias=b_raw, threshold=threshold, features=feature_set)

@@ -196,16 +196,20 @@ def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torc
 @torch.no_grad()
 def fit_refusal_classifier(model, sampler: RetrievalSampler, key_embeddings: torch.Tensor, *,
                            kb_sizes: Sequence[int], refusal_fraction: float, seed: int = 0, batches: int = 120,
-                           batch_size: int = 32, question_embeddings: torch.Tensor | None = None):
+                           batch_size: int = 32, question_embeddings: torch.Tensor | None = None,
+                           features: str = "attention"):
     """Fit :class:`~..model.refusal.RefusalClassifier` on sampled training KBs; stores it in the config.
 
     The features are computed exactly as at inference: the trained (folded) query heads on
     the prompt-mean features, per-layer distributions over [triples ; null] averaged over
-    heads; with ``question_embeddings`` (sentence embeddings of the pool's questions) also
-    the key agreement of the attention's top triples (raw ``key_embeddings``).
+    heads; the feature sets that read key agreement (``features``, see
+    :mod:`..model.refusal`) need ``question_embeddings`` (sentence embeddings of the
+    pool's questions), compared with the raw ``key_embeddings`` of the attention's top triples.
     """
     from ..model.refusal import RefusalClassifier, key_agreement, refusal_features, top_triples
 
+    if features != "attention" and question_embeddings is None:
+        raise ValueError(f"refusal feature set {features!r} needs question_embeddings")
     cfg = model.config
     layers = cfg.score_layers
     rng = random.Random(seed)
@@ -219,10 +223,10 @@ def fit_refusal_classifier(model, sampler: RetrievalSampler, key_embeddings: tor
         if model.adapters.null_token() is None:
             probs = torch.cat([probs, torch.zeros(*probs.shape[:2], 1)], dim=-1)
         cosines = None
-        if question_embeddings is not None:
+        if features != "attention":
             cosines = key_agreement(question_embeddings[b.questions], kb_keys[top_triples(probs)])
-        xs.append(refusal_features(probs, len(b.rows), cosines))
+        xs.append(refusal_features(probs, len(b.rows), cosines, features))
         ys.append(torch.tensor([not t for t in b.targets]))
-    clf = RefusalClassifier.fit(torch.cat(xs), torch.cat(ys), key_agreement=question_embeddings is not None)
+    clf = RefusalClassifier.fit(torch.cat(xs), torch.cat(ys), feature_set=features)
     cfg.refusal_classifier = clf.to_dict()
     return clf

@@ -75,8 +75,9 @@ class TrainConfig:
     data_seeds: list[int] | None = None
     # KB layers whose attention is the retrieval score (None: KBLaMConfig's default)
     retrieval_layers: list[int] | None = None
-    # the refusal classifier also reads question-key agreement (see model/refusal.py)
-    refusal_key_agreement: bool = True
+    # what the refusal classifier reads: "agreement", "attention+agreement" or "attention"
+    # (see kblam_integrations/model/refusal.py)
+    refusal_features: str = "agreement"
     phases: list[Phase] = field(default_factory=lambda: [
         Phase("retrieval", steps=600, lm_weight=0.0, aux_weight=1.0, batch_size=32, kb_sizes=[16, 32, 64, 128], lr=2e-3),
         Phase("joint", steps=400, lm_weight=1.0, aux_weight=1.0, batch_size=8, kb_sizes=[16, 32, 64], lr=5e-4),
@@ -96,6 +97,11 @@ class TrainConfig:
         cfg = cls(**data)
         if phases:
             cfg.phases = phases
+        from ..model.refusal import FEATURE_SETS
+
+        if cfg.refusal_features not in FEATURE_SETS:
+            raise ConfigError(f"training config field 'refusal_features': {cfg.refusal_features!r} is not one of "
+                              f"{list(FEATURE_SETS)}")
         return cfg
 
     @property
@@ -399,9 +405,10 @@ def fit_pool_refusal_classifier(cfg: TrainConfig, phase: "Phase", model, data: T
 
     if sampler is None:
         sampler = RetrievalSampler(data.triples, data.questions, pool_query_features(cfg, model, data, out))
-    q_emb = pool_question_embeddings(cfg, model, data, out) if cfg.refusal_key_agreement else None
+    q_emb = pool_question_embeddings(cfg, model, data, out) if cfg.refusal_features != "attention" else None
     return fit_refusal_classifier(model, sampler, data.key_emb, kb_sizes=phase.kb_sizes,
-                                  refusal_fraction=cfg.refusal_fraction, seed=cfg.seed + 1, question_embeddings=q_emb)
+                                  refusal_fraction=cfg.refusal_fraction, seed=cfg.seed + 1, question_embeddings=q_emb,
+                                  features=cfg.refusal_features)
 
 
 def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData, out: Path, phase_start: int,
