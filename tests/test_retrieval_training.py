@@ -217,3 +217,38 @@ def test_refusal_reads_key_agreement_of_the_attended_triples():
                                                         features="agreement").to_dict()
     with pytest.raises(ValueError, match="features"):
         model.retrieve_batch([matching], tokens, return_refusal_scores=True)
+
+
+def test_pure_mode_without_value_injection_applies_the_refusal_rule_in_one_pass():
+    from transformers import TextIteratorStreamer
+
+    from kblam_integrations.model.refusal import RefusalClassifier
+
+    model = tiny_chat_kblam()
+    tokens = model.encode_kb([("Acme", "founder", "Ada"), ("Acme", "location", "Oslo")])
+    model.config.inject_values = False  # scores-only pass: the answer cannot refuse by itself
+
+    def classifier(bias: float) -> dict:  # constant decision: refuse iff bias > 0
+        return RefusalClassifier(weight=[0.0] * 4, bias=bias, features="agreement").to_dict()
+
+    model.config.refusal_classifier = classifier(20.0)
+    calls = []
+    original = model.backbone.forward
+    model.backbone.forward = lambda *a, **kw: calls.append(1) or original(*a, **kw)
+    res = model.generate("Who founded Acme?", kb=tokens, mode="kblam", max_new_tokens=6)
+    assert res.text == model.config.refusal
+    assert len(calls) == 1  # the prefill decided: no second pass, no further tokens
+    assert res.scores is not None and res.scores.shape == (2,)  # the attention is still reported
+
+    streamer = TextIteratorStreamer(model.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    model.generate("Who founded Acme?", kb=tokens, mode="kblam", max_new_tokens=6, streamer=streamer)
+    assert "".join(streamer).strip() == model.config.refusal
+
+    model.config.refusal_classifier = classifier(-20.0)
+    answered = model.generate("Who founded Acme?", kb=tokens, mode="kblam", max_new_tokens=6)
+    assert answered.text != model.config.refusal
+    # with value injection the answer itself carries the refusal: no gate
+    model.config.inject_values = True
+    model.config.refusal_classifier = classifier(20.0)
+    assert model.generate("Who founded Acme?", kb=tokens, mode="kblam", max_new_tokens=6).text != \
+        model.config.refusal

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from ..attention.context import KBContext, use_kb
 from ..attention.injection import attention_modules, inject_kb_attention
@@ -67,6 +68,33 @@ class GenerationResult:
         k = min(k, len(self.triples))
         vals, idx = torch.topk(self.scores, k)
         return [TripleScore(self.triples[i], float(v)) for v, i in zip(vals.tolist(), idx.tolist())]
+
+
+class _RefusalGate(LogitsProcessor):
+    """Pure mode without value injection: decide on refusal once, right after the prefill.
+
+    At its first call the scores-only records hold the prompt's retrieval distributions
+    (what :meth:`KBLaMModel.retrieve_batch` computes), so the decision costs no second
+    pass. A refusal forces the end-of-sequence token.
+    """
+
+    def __init__(self, model: "KBLaMModel", ctx: KBContext, messages, triples, streamer=None):
+        self.model, self.ctx, self.messages, self.triples, self.streamer = model, ctx, messages, triples, streamer
+        self.refused: bool | None = None
+        eos = model.tokenizer.eos_token_id
+        self.eos = eos if isinstance(eos, int) else (eos or [0])[0]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.refused is None:
+            probs = self.model._layer_probs(self.ctx)
+            score = self.model._refusal_scores(probs, [self.messages], self.triples)[0]
+            self.refused = bool(score > self.model.refusal_threshold)
+            if self.refused and self.streamer is not None and hasattr(self.streamer, "on_finalized_text"):
+                self.streamer.on_finalized_text(self.model.config.refusal)
+        if self.refused:
+            scores = torch.full_like(scores, float("-inf"))
+            scores[:, self.eos] = 0.0
+        return scores
 
 
 def fact_sentence(triple: Triple, *, value: bool = True) -> str:
@@ -345,10 +373,18 @@ class KBLaMModel(nn.Module):
             gen_kwargs["tokenizer"] = self.tokenizer
         if streamer is not None:
             gen_kwargs["streamer"] = streamer
+        gate = None
+        if ctx is not None and ctx.scores_only and self.config.refusal_classifier:
+            # Values are not injected, so the answer cannot refuse by itself: the refusal rule
+            # (the one grounded mode uses) reads the prefill's retrieval scores and, if it
+            # fires, ends generation at the first token; the answer is the refusal sentence.
+            gate = _RefusalGate(self, ctx, messages, tokens.triples, streamer)
+            gen_kwargs["logits_processor"] = LogitsProcessorList([gate])
         with use_kb(ctx):
             out = self.backbone.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen_kwargs)
         new = out[0, ids.shape[1]:]
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text = self.config.refusal if gate is not None and gate.refused else self.tokenizer.decode(
+            new, skip_special_tokens=True)
         if answer_prefix:
             text = answer_prefix + text
         if stop:
