@@ -333,8 +333,10 @@ class KBLaMModel(nn.Module):
 
         ``mode="kblam"``: pure KBLaM (the KB never enters the prompt).
         ``mode="grounded"``: a first pass uses KBLaM's attention to pick the ``grounded_k``
-        best triples and places their text in the prompt (exact values; O(k) prompt cost);
-        if the learned null token outweighs every triple, the model refuses.
+        best triples and places their text in the prompt (exact values; O(k) prompt cost).
+        In both modes, when the refusal rule (:mod:`.refusal`) decides that the KB cannot
+        answer, the answer is ``config.refusal``; pure mode decides after the prefill when
+        values are not injected (with injected values, the answer itself carries it).
         """
         if mode not in ("kblam", "grounded"):
             raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
