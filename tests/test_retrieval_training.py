@@ -182,8 +182,9 @@ def test_key_agreement_features_append_the_top1_and_best_cosines():
     assert both.shape == (3, base.shape[1] + 2)
     assert torch.equal(both[:, :-2], base)
     assert torch.allclose(both[:, -2], cos[:, 0]) and torch.allclose(both[:, -1], torch.tensor([0.9, 0.8, 0.0]))
-    compact = refusal_features(probs, 5, cos, "agreement")  # null mass, log size, the two cosines
-    assert torch.allclose(compact[:, 0], probs.mean(1)[:, -1]) and torch.allclose(compact[:, 2:], both[:, -2:])
+    compact = refusal_features(probs, 5, cos, "agreement")  # null mass, log size, best cosine
+    assert compact.shape == (3, 3)
+    assert torch.allclose(compact[:, 0], probs.mean(1)[:, -1]) and torch.allclose(compact[:, 2], both[:, -1])
     with pytest.raises(ValueError, match="key_cosines"):
         refusal_features(probs, 5, None, "agreement")
     with pytest.raises(ValueError, match="feature set"):
@@ -204,7 +205,7 @@ def test_refusal_reads_key_agreement_of_the_attended_triples():
     kb = [("Acme", "founder", "Ada"), ("Acme", "location", "Oslo"), ("Borealis", "founder", "Bo")]
     tokens = model.encode_kb(kb)
     # refuse unless some attended key's embedding agrees with the question (cosine >= 0.9)
-    model.config.refusal_classifier = RefusalClassifier(weight=[0.0, 0.0, 0.0, -40.0], bias=36.0,
+    model.config.refusal_classifier = RefusalClassifier(weight=[0.0, 0.0, -40.0], bias=36.0,
                                                         features="agreement").to_dict()
     matching = tokens.triples[1].key_text  # the hash encoder embeds identical text identically
     _, _, refusal = model.retrieve_batch([matching, "Who painted the harbour at night?"], tokens,
@@ -229,7 +230,7 @@ def test_pure_mode_without_value_injection_applies_the_refusal_rule_in_one_pass(
     model.config.inject_values = False  # scores-only pass: the answer cannot refuse by itself
 
     def classifier(bias: float) -> dict:  # constant decision: refuse iff bias > 0
-        return RefusalClassifier(weight=[0.0] * 4, bias=bias, features="agreement").to_dict()
+        return RefusalClassifier(weight=[0.0] * 3, bias=bias, features="agreement").to_dict()
 
     model.config.refusal_classifier = classifier(20.0)
     calls = []
@@ -252,3 +253,21 @@ def test_pure_mode_without_value_injection_applies_the_refusal_rule_in_one_pass(
     model.config.refusal_classifier = classifier(20.0)
     assert model.generate("Who founded Acme?", kb=tokens, mode="kblam", max_new_tokens=6).text != \
         model.config.refusal
+
+
+def test_grounded_mode_orders_the_attended_candidates_by_key_agreement():
+    from kblam_integrations.model.refusal import RefusalClassifier
+
+    model = tiny_chat_kblam()
+    kb = [("Acme", "founder", "Ada"), ("Acme", "location", "Oslo"), ("Borealis", "founder", "Bo"),
+          ("Borealis", "motto", "Onwards")]
+    tokens = model.encode_kb(kb)
+    model.config.refusal_classifier = RefusalClassifier(weight=[0.0] * 3, bias=-20.0, features="agreement").to_dict()
+    question = tokens.triples[2].key_text  # the hash encoder embeds identical text identically: cosine 1
+    attention_order = [s.triple for s in model.retrieve(question, tokens, k=3)[0]]
+    res = model.generate(question, kb=tokens, mode="grounded", grounded_k=3, max_new_tokens=2)
+    assert res.triples[0] == tokens.triples[2]  # first in the prompt and in the answer's opening
+    assert set(res.triples) <= set(s.triple for s in model.retrieve(question, tokens, k=5)[0])
+    model.config.grounded_rerank = False
+    res = model.generate(question, kb=tokens, mode="grounded", grounded_k=3, max_new_tokens=2)
+    assert list(res.triples) == attention_order

@@ -51,6 +51,8 @@ class KBLaMConfig:
     top_k_kb: int | None = None
     refusal_ratio: float = 1.0
     grounded_answer_prefix: bool = True
+    # grounded mode: order the attention's top candidates by question-key agreement
+    grounded_rerank: bool = True
     inject_values: bool = True
     refusal_classifier: dict[str, Any] | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

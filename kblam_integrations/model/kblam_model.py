@@ -417,7 +417,14 @@ class KBLaMModel(nn.Module):
         top, null, _ = self._retrieve(question, kb, k)
         return top, null
 
-    def _retrieve(self, question, kb: KBLike, k: int) -> tuple[list[TripleScore], float, bool]:
+    def _retrieve(self, question, kb: KBLike, k: int, *, rerank: bool = False
+                  ) -> tuple[list[TripleScore], float, bool]:
+        """Top-k triples, null score and refusal decision from one scores-only pass.
+
+        ``rerank`` (grounded mode): the attention's top candidates are ordered by key
+        agreement; otherwise the order is the attention's own."""
+        from .refusal import AGREEMENT_TOP_K, top_triples
+
         tokens = self.encode_kb(kb)
         if tokens is None or len(tokens) == 0:
             return [], 0.0, True
@@ -427,10 +434,24 @@ class KBLaMModel(nn.Module):
             self.backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
         result = GenerationResult(text="", triples=tokens.triples)
         self._fill_scores(result, ctx)
-        top = result.top_k(k)
-        refuse = bool(self._refusal_scores(self._layer_probs(ctx), [question], tokens.triples)[0]
-                      > self.refusal_threshold)
+        probs = self._layer_probs(ctx)
+        candidates = top_triples(probs, max(k, AGREEMENT_TOP_K))  # [1, c], attention order
+        cosines = None
+        if rerank or self._classifier_reads_agreement():
+            cosines = self.key_agreement([question], tokens.triples, probs, candidates)
+        refuse = bool(self._refusal_scores(probs, [question], tokens.triples, cosines)[0] > self.refusal_threshold)
+        order = candidates[0].tolist()
+        if rerank:
+            # attention picks the candidates, the sentence encoder orders them (stable sort)
+            order = [order[i] for i in torch.argsort(-cosines[0], stable=True).tolist()]
+        top = [TripleScore(tokens.triples[i], float(result.scores[i])) for i in order[:k]]
         return top, result.null_score, refuse
+
+    def _classifier_reads_agreement(self) -> bool:
+        from .refusal import RefusalClassifier
+
+        return bool(self.config.refusal_classifier) and RefusalClassifier(
+            **self.config.refusal_classifier).reads_agreement
 
     def _layer_probs(self, ctx: KBContext) -> torch.Tensor:
         """``[B, L, N + 1]`` retrieval distributions of the score layers (zeros column if no null token)."""
@@ -441,28 +462,34 @@ class KBLaMModel(nn.Module):
         return probs
 
     def _refusal_scores(self, probs: torch.Tensor, questions: Sequence[str | Messages],
-                        triples: Sequence[Triple]) -> torch.Tensor:
+                        triples: Sequence[Triple], cosines: torch.Tensor | None = None) -> torch.Tensor:
         """``[B]`` refusal scores from :meth:`_layer_probs` (refuse above :attr:`refusal_threshold`):
-        the refusal classifier's probability, or without one the null/best mass ratio."""
-        from .refusal import RefusalClassifier, refusal_features
+        the refusal classifier's probability, or without one the null/best mass ratio.
+        ``cosines``: :meth:`key_agreement` of the attention's top triples, if already computed."""
+        from .refusal import AGREEMENT_TOP_K, RefusalClassifier, refusal_features
 
         if self.config.refusal_classifier:
             clf = RefusalClassifier(**self.config.refusal_classifier)
-            cosines = self.key_agreement(questions, triples, probs) if clf.reads_agreement else None
+            if clf.reads_agreement and cosines is None:
+                cosines = self.key_agreement(questions, triples, probs)
+            if cosines is not None:
+                cosines = cosines[:, :AGREEMENT_TOP_K]
             return clf.probability(refusal_features(probs, len(triples), cosines, clf.features))
         overall = probs.mean(1)
         return overall[:, -1] / overall[:, :-1].max(-1).values.clamp_min(1e-12)
 
     def key_agreement(self, questions: Sequence[str | Messages], triples: Sequence[Triple],
-                      probs: torch.Tensor) -> torch.Tensor:
-        """``[B, k]`` cosines between each question and the keys of its attention's top-k triples.
+                      probs: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, k]`` cosines between each question and the keys of its attention's top triples.
 
-        Embeds the question (its last user message) and ``k`` key texts with the KB's own
-        sentence encoder; see :mod:`.refusal` for why the refusal decision reads them.
+        ``candidates`` ``[B, k]``: triple indices in attention order (default: the top
+        ``AGREEMENT_TOP_K`` of ``probs``). Embeds the question (its last user message) and
+        the ``k`` key texts with the KB's own sentence encoder; see :mod:`.refusal` for why
+        the refusal decision reads them.
         """
         from .refusal import key_agreement, top_triples
 
-        top = top_triples(probs)
+        top = top_triples(probs) if candidates is None else candidates
         q_emb = self.encoder.embed([self.question_text(q) for q in questions], show_progress=False)
         k_emb = self.encoder.embed([triples[i].key_text for i in top.flatten().tolist()], show_progress=False)
         return key_agreement(q_emb, k_emb.view(*top.shape, -1))
@@ -523,7 +550,7 @@ class KBLaMModel(nn.Module):
             res = self._generate(messages, None, **kwargs)
             res.mode = "grounded"
             return res
-        top, null, refuse = self._retrieve(messages, tokens, k=k)
+        top, null, refuse = self._retrieve(messages, tokens, k=k, rerank=self.config.grounded_rerank)
         if top and refuse:
             # Still report what was attended: the refusal is explained by these scores.
             res = GenerationResult(text=self.config.refusal, triples=tuple(s.triple for s in top),
