@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from kblam_integrations.errors import KBFormatError, KBValidationError, TripleNotFoundError
@@ -116,6 +116,8 @@ def test_arbitrary_records_in_a_jsonl_file_name_the_line(workdir, items):
 
 @SETTINGS
 @given(records)
+@example(["0", "0", "0"])  # a 3-string list: not a record, but a (name, property, value) for the KB
+@example(["0", " ", "0"])
 def test_arbitrary_python_records_build_a_triple_or_raise_a_validation_error(record):
     valid = record_is_valid(record)
     try:
@@ -124,13 +126,18 @@ def test_arbitrary_python_records_build_a_triple_or_raise_a_validation_error(rec
         assert not valid and err.record == "#3"
     else:
         assert valid and triple.to_dict() == {k: v for k, v in record.items() if k != "id"}
-    # the KB constructor takes the same records, and is all-or-nothing
+    # the KB constructor takes the same records, and also (name, property, value) sequences
+    # (a list of 3 strings is a JSON value the strategy can draw); it is all-or-nothing
+    as_sequence = isinstance(record, (list, tuple)) and len(record) == 3
+    if as_sequence:
+        valid = record_is_valid(dict(zip(FIELDS, record)))
     try:
         kb = KnowledgeBase([("ok", "ok", "ok"), record])
     except KBValidationError:
         assert not valid
     else:
-        assert valid and len(kb) == 2 - (Triple.from_dict(record).id == Triple("ok", "ok", "ok").id)
+        added = Triple(*record) if as_sequence else Triple.from_dict(record)
+        assert valid and len(kb) == 2 - (added.id == Triple("ok", "ok", "ok").id)
 
 
 @SETTINGS
