@@ -18,7 +18,7 @@ SmolLM2 backbone, same default system prompt, greedy decoding, ``--max-new-token
 * ``kblam``: ``ChatPromptTemplate | KBLaMLLM(kb=KnowledgeBase, mode="kblam")``: the
   triples are knowledge tokens the backbone attends to; the prompt holds only the question.
 * ``kblam-grounded``: the same ``KBLaMLLM`` with ``mode="grounded"``: KB attention picks
-  3 triples whose text goes into the prompt; the refusal classifier (null-token attention, question-key agreement) decides refusals.
+  candidates (attention top 5, ordered by key agreement), the first of which goes into the prompt; the refusal classifier (null-token attention, question-key agreement) decides refusals.
 * ``icl``: ``KBLaMLLM(kb=None)`` (the plain backbone) with every triple in the prompt
   (``Facts: the {property} of {name} is {value}. ... Question: ...``), while the longest
   prompt plus the answer fits the context window (8192 tokens for SmolLM2); larger KBs

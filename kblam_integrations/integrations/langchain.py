@@ -155,7 +155,7 @@ class KBLaMLLM(BaseChatModel):
     encoder: str | None = None
     kblam_model: Any = Field(default=None, exclude=True, repr=False)
     mode: Literal["kblam", "grounded"] = "kblam"
-    grounded_k: int = Field(default=3, ge=1)
+    grounded_k: int = Field(default=1, ge=1)
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     stop: list[str] | None = None

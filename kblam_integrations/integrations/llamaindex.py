@@ -126,7 +126,7 @@ class KBLaMLlamaIndexLLM(CustomLLM):
     encoder: Optional[str] = Field(default=None, description="Sentence-encoder override.")
     kblam_model: Any = Field(default=None, exclude=True, repr=False, description="An already loaded KBLaMModel.")
     mode: Literal["kblam", "grounded"] = Field(default="kblam", description="'kblam' or 'grounded'.")
-    grounded_k: int = Field(default=3, ge=1, description="Triples put in the prompt in grounded mode.")
+    grounded_k: int = Field(default=1, ge=1, description="Triples put in the prompt in grounded mode.")
     max_new_tokens: int = Field(default=256, ge=1, description="Maximum number of generated tokens.")
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature (0: greedy).")
     stop: Optional[list[str]] = Field(default=None, description="Stop strings.")

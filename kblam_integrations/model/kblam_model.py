@@ -327,7 +327,7 @@ class KBLaMModel(nn.Module):
     @torch.no_grad()
     def generate(self, prompt_or_messages: str | Messages, kb: KBLike = None, *, max_new_tokens: int = 64,
                  temperature: float = 0.0, stop: Sequence[str] | None = None, streamer: Any = None,
-                 mode: str = "kblam", grounded_k: int = 3, top_k_kb: int | None = None,
+                 mode: str = "kblam", grounded_k: int = 1, top_k_kb: int | None = None,
                  seed: int | None = None) -> GenerationResult:
         """Answer with knowledge tokens in attention.
 
@@ -568,6 +568,10 @@ class KBLaMModel(nn.Module):
             m["role"] == "user" for m in grounded) else len(grounded) - 1
         grounded[last_user]["content"] = grounding_prompt(grounded[last_user]["content"], [s.triple for s in top])
         prefix = fact_sentence(top[0].triple, value=False) if self.config.grounded_answer_prefix else None
+        if prefix:
+            # the answer continues the first fact's line; a small backbone would then go on
+            # reciting the other facts, one per line
+            kwargs["stop"] = [*(kwargs.get("stop") or []), "\n"]
         res = self._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, **kwargs)
         res.triples = tuple(s.triple for s in top)
         res.scores = torch.tensor([s.score for s in top])
