@@ -204,9 +204,12 @@ def test_refusal_reads_key_agreement_of_the_attended_triples():
     model = tiny_chat_kblam()
     kb = [("Acme", "founder", "Ada"), ("Acme", "location", "Oslo"), ("Borealis", "founder", "Bo")]
     tokens = model.encode_kb(kb)
+    model.config.refusal_classifier = None
+    assert model.refusal_classifier is None and model.refusal_threshold == model.config.refusal_ratio
     # refuse unless some attended key's embedding agrees with the question (cosine >= 0.9)
     model.config.refusal_classifier = RefusalClassifier(weight=[0.0, 0.0, -40.0], bias=36.0,
                                                         features="agreement").to_dict()
+    assert model.refusal_classifier.features == "agreement" and model.refusal_threshold == 0.5
     matching = tokens.triples[1].key_text  # the hash encoder embeds identical text identically
     _, _, refusal = model.retrieve_batch([matching, "Who painted the harbour at night?"], tokens,
                                          return_refusal_scores=True)

@@ -24,9 +24,11 @@ class KBLaMConfig:
     so attention mass on the KB stays stable as it grows (None disables the shift).
     ``refusal_ratio``: grounded mode refuses when the null token's attention exceeds
     ``refusal_ratio`` x the best triple's (calibrated after training, on the train split).
-    ``refusal_classifier``: a logistic model over per-layer KB attention that decides
-    refusals (see :mod:`.refusal`); fitted after retrieval training. When None, the
-    ``refusal_ratio`` rule is used.
+    ``refusal_classifier``: a logistic model that decides refusals from the KB attention
+    and, for its "agreement" feature sets, question-key agreement (see :mod:`.refusal`);
+    fitted after retrieval training. When None, the ``refusal_ratio`` rule is used.
+    ``grounded_rerank``: grounded mode orders the attention's top candidates by
+    question-key agreement before putting the first ``grounded_k`` in the prompt.
     ``inject_values``: False when the value adapter was never trained (no LM phase): pure
     mode then records the KB attention but answers like the base model, instead of mixing
     untrained values into the hidden states.

@@ -28,6 +28,7 @@ from ..errors import ConfigError, KBValidationError, ModelNotFoundError
 from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from .config import KBLaMConfig
+from .refusal import AGREEMENT_TOP_K, RefusalClassifier, key_agreement, refusal_features, top_triples
 
 logger = logging.getLogger(__name__)
 
@@ -423,8 +424,6 @@ class KBLaMModel(nn.Module):
 
         ``rerank`` (grounded mode): the attention's top candidates are ordered by key
         agreement; otherwise the order is the attention's own."""
-        from .refusal import AGREEMENT_TOP_K, top_triples
-
         tokens = self.encode_kb(kb)
         if tokens is None or len(tokens) == 0:
             return [], 0.0, True
@@ -436,8 +435,9 @@ class KBLaMModel(nn.Module):
         self._fill_scores(result, ctx)
         probs = self._layer_probs(ctx)
         candidates = top_triples(probs, max(k, AGREEMENT_TOP_K))  # [1, c], attention order
+        clf = self.refusal_classifier
         cosines = None
-        if rerank or self._classifier_reads_agreement():
+        if rerank or (clf is not None and clf.reads_agreement):
             cosines = self.key_agreement([question], tokens.triples, probs, candidates)
         refuse = bool(self._refusal_scores(probs, [question], tokens.triples, cosines)[0] > self.refusal_threshold)
         order = candidates[0].tolist()
@@ -447,11 +447,10 @@ class KBLaMModel(nn.Module):
         top = [TripleScore(tokens.triples[i], float(result.scores[i])) for i in order[:k]]
         return top, result.null_score, refuse
 
-    def _classifier_reads_agreement(self) -> bool:
-        from .refusal import RefusalClassifier
-
-        return bool(self.config.refusal_classifier) and RefusalClassifier(
-            **self.config.refusal_classifier).reads_agreement
+    @property
+    def refusal_classifier(self) -> "RefusalClassifier | None":
+        """The config's :class:`~.refusal.RefusalClassifier`, or None (then the null/best ratio rule)."""
+        return RefusalClassifier(**self.config.refusal_classifier) if self.config.refusal_classifier else None
 
     def _layer_probs(self, ctx: KBContext) -> torch.Tensor:
         """``[B, L, N + 1]`` retrieval distributions of the score layers (zeros column if no null token)."""
@@ -466,10 +465,8 @@ class KBLaMModel(nn.Module):
         """``[B]`` refusal scores from :meth:`_layer_probs` (refuse above :attr:`refusal_threshold`):
         the refusal classifier's probability, or without one the null/best mass ratio.
         ``cosines``: :meth:`key_agreement` of the attention's top triples, if already computed."""
-        from .refusal import AGREEMENT_TOP_K, RefusalClassifier, refusal_features
-
-        if self.config.refusal_classifier:
-            clf = RefusalClassifier(**self.config.refusal_classifier)
+        clf = self.refusal_classifier
+        if clf is not None:
             if clf.reads_agreement and cosines is None:
                 cosines = self.key_agreement(questions, triples, probs)
             if cosines is not None:
@@ -487,8 +484,6 @@ class KBLaMModel(nn.Module):
         the ``k`` key texts with the KB's own sentence encoder; see :mod:`.refusal` for why
         the refusal decision reads them.
         """
-        from .refusal import key_agreement, top_triples
-
         top = top_triples(probs) if candidates is None else candidates
         q_emb = self.encoder.embed([self.question_text(q) for q in questions], show_progress=False)
         k_emb = self.encoder.embed([triples[i].key_text for i in top.flatten().tolist()], show_progress=False)
@@ -503,9 +498,8 @@ class KBLaMModel(nn.Module):
     @property
     def refusal_threshold(self) -> float:
         """Refusal scores above this refuse: the classifier's threshold, else ``refusal_ratio``."""
-        if self.config.refusal_classifier:
-            return float(self.config.refusal_classifier.get("threshold", 0.5))
-        return float(self.config.refusal_ratio)
+        clf = self.refusal_classifier
+        return float(clf.threshold) if clf is not None else float(self.config.refusal_ratio)
 
     @torch.no_grad()
     def retrieve_batch(self, questions: Sequence[str | Messages], kb: KBLike, *, batch_size: int = 16,

@@ -9,14 +9,13 @@ minute on a CPU instead of one every few seconds.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..attention.injection import attention_modules
+from .tensor_cache import cached_tensors
 
 
 @torch.no_grad()
@@ -116,14 +115,9 @@ def _common_prefix(seqs: Sequence[torch.Tensor]) -> torch.Tensor:
 def cached_query_features(model, questions: Sequence[str], layers: Sequence[int], file: Path, **kwargs
                           ) -> torch.Tensor:
     """:func:`extract_query_features`, stored in (and reused from) a safetensors file."""
-    if file.is_file():
-        data = load_file(str(file))
-        feats = data["features"]
-        if feats.shape[0] == len(questions) and data["layers"].tolist() == list(layers):
-            return feats
-    feats = extract_query_features(model, questions, layers, **kwargs)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.tmp")
-    save_file({"features": feats.contiguous(), "layers": torch.tensor(list(layers))}, str(tmp))
-    os.replace(tmp, file)
-    return feats
+    return cached_tensors(
+        file,
+        lambda: {"features": extract_query_features(model, questions, layers, **kwargs),
+                 "layers": torch.tensor(list(layers))},
+        valid=lambda d: d["features"].shape[0] == len(questions) and d["layers"].tolist() == list(layers),
+    )["features"]

@@ -32,6 +32,7 @@ from ..attention.context import use_kb
 from ..encoding.manager import KBTokens
 from ..errors import ConfigError
 from ..kb.triple import Triple
+from .tensor_cache import cached_tensors
 
 
 @dataclass
@@ -117,8 +118,6 @@ class TrainingData:
     """A pool of training triples with cached sentence embeddings and questions about them."""
 
     def __init__(self, cfg: TrainConfig, model, cache: Path):
-        from safetensors.torch import load_file, save_file
-
         from .synthetic import SyntheticKBGenerator
 
         self.triples: list[Triple] = []
@@ -129,18 +128,11 @@ class TrainingData:
             triples = gen.make_kb(cfg.train_entities)
             self.triples += triples
             self.questions += gen.make_questions(triples, cfg.questions)
-            emb_file = cache / f"embeddings-{seed}-{cfg.train_entities}.safetensors"
-            if emb_file.is_file():
-                emb = load_file(str(emb_file))
-                key_emb, value_emb = emb["key"], emb["value"]
-            else:
-                key_emb, value_emb = model.encoder.embed_triples(triples, show_progress=True)
-                cache.mkdir(parents=True, exist_ok=True)
-                tmp = emb_file.with_name(f".{emb_file.name}.tmp")
-                save_file({"key": key_emb.contiguous(), "value": value_emb.contiguous()}, str(tmp))
-                os.replace(tmp, emb_file)
-            keys.append(key_emb)
-            values.append(value_emb)
+            emb = cached_tensors(cache / f"embeddings-{seed}-{cfg.train_entities}.safetensors",
+                                 lambda: dict(zip(("key", "value"),
+                                                  model.encoder.embed_triples(triples, show_progress=True))))
+            keys.append(emb["key"])
+            values.append(emb["value"])
         self.key_emb, self.value_emb = torch.cat(keys), torch.cat(values)
         self.index = {t.id: i for i, t in enumerate(self.triples)}
         self.by_name: dict[str, list[int]] = {}
@@ -379,23 +371,13 @@ def pool_query_features(cfg: TrainConfig, model, data: TrainingData, out: Path) 
 def pool_question_embeddings(cfg: TrainConfig, model, data: TrainingData, out: Path) -> torch.Tensor:
     """Sentence embeddings of every training question (for the refusal classifier's key
     agreement), one cached file per pool."""
-    from safetensors.torch import load_file, save_file
-
     per_pool = len(data.questions) // len(cfg.pool_seeds)
-    parts = []
-    for i, seed in enumerate(cfg.pool_seeds):
-        file = out / "cache" / f"question-embeddings-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors"
-        if file.is_file():
-            parts.append(load_file(str(file))["question"])
-            continue
-        emb = model.encoder.embed([q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]],
-                                  show_progress=True)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.tmp")
-        save_file({"question": emb.contiguous()}, str(tmp))
-        os.replace(tmp, file)
-        parts.append(emb)
-    return torch.cat(parts)
+    return torch.cat([
+        cached_tensors(out / "cache" / f"question-embeddings-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors",
+                       lambda: {"question": model.encoder.embed(
+                           [q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]],
+                           show_progress=True)})["question"]
+        for i, seed in enumerate(cfg.pool_seeds)])
 
 
 def fit_pool_refusal_classifier(cfg: TrainConfig, phase: "Phase", model, data: TrainingData, out: Path,

@@ -1,0 +1,32 @@
+"""One cache for the trainer's precomputed tensors (embeddings, query features).
+
+Each is a safetensors file under the run's ``cache/`` directory, written atomically (a
+temporary file, then ``os.replace``), so an interrupted run never leaves a half-written
+cache that a resumed run would trust.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def cached_tensors(file: Path, compute: Callable[[], dict[str, torch.Tensor]],
+                   valid: Callable[[dict[str, torch.Tensor]], bool] = lambda data: True) -> dict[str, torch.Tensor]:
+    """The tensors stored in ``file`` if it exists and ``valid`` accepts them, else ``compute()``,
+    stored there for next time."""
+    file = Path(file)
+    if file.is_file():
+        data = load_file(str(file))
+        if valid(data):
+            return data
+    data = {name: t.contiguous() for name, t in compute().items()}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.tmp")
+    save_file(data, str(tmp))
+    os.replace(tmp, file)
+    return data
