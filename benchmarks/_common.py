@@ -215,3 +215,10 @@ def icl_prompt(triples: Sequence[Any], question: str) -> str:
 def context_limit(model) -> int:
     cfg = model.backbone.config
     return int(getattr(cfg, "max_position_embeddings", None) or 2048)
+
+
+def supports_logits_to_keep(backbone) -> bool:
+    """Whether ``backbone.forward`` takes ``logits_to_keep`` (what generate() passes as 1 on prefill)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(backbone.forward).parameters

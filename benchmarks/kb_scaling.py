@@ -206,15 +206,21 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
 
     if fits:
         mask = torch.ones_like(prompt)
+        # transformers' generate() computes the first token's logits only (logits_to_keep=1):
+        # the full [prompt, vocab] logits would add a 49k-wide lm_head GEMM per prompt token
+        # to both the KB and the empty-KB time, flattering the ratio.
+        LAST_LOGITS = {"logits_to_keep": 1} if C.supports_logits_to_keep(model.backbone) else {}
         scores_only = method == "kblam-scores"
 
         def first_token(kb=tokens) -> int:
             # What generate() does per call: build the KB context (recording retrieval
-            # scores, as generate() does), prefill, pick the first token.
+            # scores, as generate() does), prefill with the logits of the last position only
+            # (generate() passes logits_to_keep=1), pick the first token.
             with torch.no_grad():
                 ctx = model.kb_context(kb, record=True, scores_only=scores_only) if kb is not None else None
                 with use_kb(ctx):
-                    logits = model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True).logits
+                    logits = model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True,
+                                            **LAST_LOGITS).logits
                 return int(logits[0, -1].argmax())
 
         # ICL near the context limit: one forward takes tens of seconds, so one timed run
@@ -234,7 +240,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
 
         def prefill() -> None:
             with torch.no_grad(), use_kb(ctx):
-                model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True)
+                model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True, **LAST_LOGITS)
 
         row["prefill_s"] = None if long_prompt else C.median_time(prefill, repeats=repeats, warmup=0)
         del ctx
@@ -376,6 +382,9 @@ def write_markdown(path: Path, rows: list[dict], checks: list[str], command: str
         "KB runs; `TTFT / empty` is the ratio the target is about. `RSS growth / token MB` = (peak RSS - "
         "model RSS) / fp16 size of the knowledge tokens: 1.0 means the tokens and nothing else.",
         "ICL rows: all triples in the prompt; the largest KB that fits the context window is measured too.",
+        "The prefill computes the logits of the last prompt position only (`logits_to_keep=1`), as "
+        "transformers' `generate()` does; logits for every prompt position would add a vocabulary-wide "
+        "GEMM per token to both the KB and the empty-KB time and flatter the ratio.",
     ]
     loads = [r["loadavg_1m"] for r in rows if r.get("loadavg_1m") is not None]
     if loads:

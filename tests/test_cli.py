@@ -355,6 +355,7 @@ def test_train_calls_the_trainer(tmp_path, monkeypatch):
     ('{"phases": [{"name": "x", "steps": 1, "colour": "red"}]}', "colour"),
     ("[1, 2]", "invalid training config"),
     ('{"phases": [{"name": "x", "steps": 0}]}', "no steps"),
+    ('{"property_aliases": 1.5}', "property_aliases"),
 ])
 def test_train_bad_configs(tmp_path, monkeypatch, content, fragment):
     from kblam_integrations.training import trainer

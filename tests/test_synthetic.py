@@ -382,3 +382,72 @@ def test_distractors_and_eval_file_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
         write_eval_file(tmp_path / "x.json", 0, 5)
     assert not (tmp_path / "x.json").exists()
+
+
+# ------------------------------------------------------------------ property aliases
+@pytest.fixture(scope="module")
+def alias_world():
+    gen = SyntheticKBGenerator(split="train", seed=5, property_aliases=0.5)
+    kb = gen.make_kb(300)
+    return kb, gen.make_questions(kb, 800)
+
+
+def test_alias_rate_zero_draws_what_the_plain_generator_draws():
+    plain = SyntheticKBGenerator(split="train", seed=3)
+    zero = SyntheticKBGenerator(split="train", seed=3, property_aliases=0.0)
+    kb_a, kb_b = plain.make_kb(40), zero.make_kb(40)
+    assert kb_a == kb_b
+    assert plain.make_questions(kb_a, 60) == zero.make_questions(kb_b, 60)
+
+
+def test_aliased_triples_keep_their_canonical_property(alias_world):
+    from kblam_integrations.training.synthetic import PROPERTY_ALIASES
+
+    kb, _ = alias_world
+    aliased = [t for t in kb if "canonical_property" in t.extra]
+    assert 0.35 < len(aliased) / len(kb) < 0.65
+    for t in aliased:
+        assert t.property in PROPERTY_ALIASES[t.extra["canonical_property"]]
+    assert len({t.property for t in aliased}) > 60  # many different names, not one per property
+    pairs = [(t.name, t.property) for t in kb]
+    assert len(pairs) == len(set(pairs))
+
+
+def test_questions_about_aliased_triples_ask_for_them_and_refusals_stay_refusals(alias_world):
+    kb, questions = alias_world
+    canonical = defaultdict(set)
+    for t in kb:
+        canonical[t.name].add(t.extra.get("canonical_property", t.property))
+    asked_aliases = 0
+    for ex in questions:
+        if ex.kind == "unanswerable":
+            for name, prop in ex.asked:  # never a property the entity has under another name
+                assert prop not in canonical.get(name, set()), ex
+            continue
+        assert {(t.name, t.property) for t in ex.triples} == set(ex.asked)
+        assert all(t in kb for t in ex.triples)
+        asked_aliases += sum("canonical_property" in t.extra for t in ex.triples)
+    assert asked_aliases > 100
+
+
+def test_relation_aliases_never_appear_inside_questions(alias_world):
+    from kblam_integrations.training.synthetic import _ALIAS_RELATIONS
+
+    _, questions = alias_world
+    for ex in questions:
+        for t in ex.triples:
+            if t.property in _ALIAS_RELATIONS.get(t.extra.get("canonical_property", ""), ()):
+                assert f"the {t.property} of" not in ex.question, ex.question
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, "0.5", True])
+def test_bad_alias_rate_names_it(rate):
+    with pytest.raises(ValueError, match="property_aliases"):
+        SyntheticKBGenerator(property_aliases=rate)
+
+
+def test_alias_rate_is_part_of_the_training_cache_names():
+    from kblam_integrations.training.trainer import TrainConfig
+
+    assert TrainConfig().pool_tag(0) == "0-2500"  # caches written before aliases stay valid
+    assert TrainConfig(property_aliases=0.5).pool_tag(0) != TrainConfig(property_aliases=0.25).pool_tag(0)

@@ -504,6 +504,104 @@ _MULTI_JOINERS = [" ", " ", " Also, ", " And "]
 _DECAP_WORDS = {"What", "Who", "Where", "When", "How", "Which", "Can", "Could", "Do", "Tell", "Describe", "Give",
                 "Please", "In", "List", "Name", "By", "Since", "On", "Why", "Whose", "I'd"}
 
+#: Other names of each property, as extraction or a hand-made KB might label it: the
+#: generator's ``property_aliases`` rate writes a triple's property under one of these
+#: (the key text becomes "the based in of X"), while its questions keep the natural
+#: wording of the canonical property, so the query head learns to match a question to
+#: a key whose property is phrased differently. "Noun" aliases can also stand in a
+#: question ("What is the home base of X?"); "relation" aliases (extracted verb phrases
+#: such as "founded by") never do. None of them is a property of the hand-written eval
+#: set (tests/data/handwritten_kb.json), which stays a held-out measure.
+_ALIAS_NOUNS: dict[str, tuple[str, ...]] = {
+    "description": ("summary", "overview", "profile"),
+    "purpose": ("mission", "aim", "raison d'etre"),
+    "objectives": ("goals", "aims", "targets"),
+    "founder": ("creator", "co-founder", "originator"),
+    "location": ("home base", "seat", "main office", "whereabouts"),
+    "founding year": ("year founded", "year of establishment", "inception"),
+    "members": ("membership", "member count"),
+    "product": ("flagship product", "main product", "best-known product"),
+    "industry": ("sector", "line of business", "business area"),
+    "chief executive": ("CEO", "boss", "managing director"),
+    "occupation": ("job", "profession", "trade"),
+    "birthplace": ("place of birth", "hometown", "native town"),
+    "employer": ("workplace", "company", "firm"),
+    "year of birth": ("birth year", "year born"),
+    "notable work": ("best-known work", "masterpiece", "claim to fame"),
+    "population": ("inhabitants", "number of residents", "head count"),
+    "country": ("nation", "home country", "state"),
+    "landmark": ("main sight", "best-known sight", "attraction"),
+    "mayor": ("town head", "head of council", "civic leader"),
+    "price": ("cost", "retail price", "price tag"),
+    "manufacturer": ("maker", "brand", "producer"),
+    "release date": ("launch date", "date of release", "debut"),
+    "weight": ("mass", "heft"),
+    "designer": ("design lead", "design author"),
+    "budget": ("funding", "total funds", "money"),
+    "sponsor": ("backer", "patron", "funder"),
+    "date": ("scheduled date", "day", "calendar date"),
+    "venue": ("host venue", "setting", "site"),
+    "organiser": ("organizer", "host", "promoter"),
+    "attendance": ("visitors", "attendees", "turnout"),
+}
+_ALIAS_RELATIONS: dict[str, tuple[str, ...]] = {
+    "founder": ("founded by", "started by", "established by"),
+    "location": ("based in", "located in", "operates from"),
+    "founding year": ("founded in", "established in"),
+    "product": ("makes", "produces", "sells"),
+    "industry": ("works in", "active in"),
+    "chief executive": ("led by", "run by", "headed by"),
+    "occupation": ("works as", "is a"),
+    "birthplace": ("born in", "comes from"),
+    "employer": ("works for", "employed by"),
+    "year of birth": ("born in year",),
+    "notable work": ("known for", "famous for"),
+    "population": ("population of", "home to"),
+    "country": ("lies in", "part of"),
+    "landmark": ("known for landmark",),
+    "mayor": ("governed by", "mayor is"),
+    "price": ("sells for", "priced at", "costs"),
+    "manufacturer": ("made by", "produced by", "built by"),
+    "release date": ("released on", "launched on", "came out"),
+    "weight": ("weighs",),
+    "designer": ("designed by", "created by"),
+    "budget": ("funded with",),
+    "sponsor": ("sponsored by", "funded by", "backed by"),
+    "date": ("held on", "takes place on", "scheduled for"),
+    "venue": ("held at", "hosted at", "takes place at"),
+    "organiser": ("organised by", "run by", "hosted by"),
+    "attendance": ("draws", "attended by"),
+}
+PROPERTY_ALIASES: dict[str, tuple[str, ...]] = {
+    p: _ALIAS_NOUNS.get(p, ()) + _ALIAS_RELATIONS.get(p, ()) for p in PROPERTIES}
+
+
+def _check_aliases() -> None:
+    """An entity never gets two properties with one name: aliases are unique within a type."""
+    for etype, props in ENTITY_TYPES.items():
+        seen = set(props)
+        for p in props:
+            for a in PROPERTY_ALIASES[p]:
+                if a in seen:
+                    raise AssertionError(f"alias {a!r} of {p!r} clashes within {etype!r}")
+                seen.add(a)
+
+
+_check_aliases()
+
+
+def _canonical(t: Triple) -> str:
+    """The generator's own property of ``t`` (its alias, if any, is ``t.property``)."""
+    extra = t.extra if isinstance(t.extra, Mapping) else {}
+    return extra.get("canonical_property", t.property)
+
+
+def _label(t: Triple) -> str:
+    """How a question may name ``t``'s property: its noun alias, else the canonical name."""
+    canonical = _canonical(t)
+    return t.property if t.property in _ALIAS_NOUNS.get(canonical, ()) else canonical
+
+
 _COUNT_RE = re.compile(r"\d{1,3}(?:,\d{3})*|\d+")
 
 
@@ -531,8 +629,9 @@ def _decap(question: str) -> str:
     return question
 
 
-def _render(template: str, name: str, prop: str, value: str | None = None) -> str:
-    fields = {"n": name, "N": _cap(name), "p": prop, "is": "are" if prop in _PLURAL_PROPERTIES else "is"}
+def _render(template: str, name: str, prop: str, value: str | None = None, label: str | None = None) -> str:
+    """Fill a template; ``label`` (default ``prop``) is how ``{p}`` names the property."""
+    fields = {"n": name, "N": _cap(name), "p": label or prop, "is": "are" if prop in _PLURAL_PROPERTIES else "is"}
     if value is not None:
         fields["v"] = value
         fields["a"] = "an" if value[:1].lower() in "aeiou" else "a"
@@ -596,13 +695,19 @@ class SyntheticKBGenerator:
     and :meth:`distractors` are all distinct (and never within one edit of each other).
     """
 
-    def __init__(self, split: str = "train", seed: int = 0):
+    def __init__(self, split: str = "train", seed: int = 0, property_aliases: float = 0.0):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(map(repr, SPLITS))}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if (isinstance(property_aliases, bool) or not isinstance(property_aliases, (int, float))
+                or not 0.0 <= property_aliases <= 1.0):
+            raise ValueError(f"property_aliases must be a rate in [0, 1], got {property_aliases!r}")
         self.split = split
         self.seed = seed
+        # Share of triples whose property is written under an alias (PROPERTY_ALIASES);
+        # at 0 the generator draws exactly what it drew before aliases existed.
+        self.property_aliases = float(property_aliases)
         self.rng = random.Random(f"kblam-synthetic|{split}|{seed}")
         self._inv = _INVENTORIES[split]
         self._used_names: set[str] = set()
@@ -727,7 +832,16 @@ class SyntheticKBGenerator:
         self._entity_names.add(name)
         props = self.rng.sample(ENTITY_TYPES[etype], k)
         extra = {"entity_type": etype}
-        return [Triple(name, p, self._value(etype, p), dict(extra)) for p in props]
+        triples = [Triple(name, p, self._value(etype, p), dict(extra)) for p in props]
+        if self.property_aliases:
+            triples = [self._aliased(t) for t in triples]
+        return triples
+
+    def _aliased(self, t: Triple) -> Triple:
+        if self.rng.random() >= self.property_aliases:
+            return t
+        alias = self.rng.choice(PROPERTY_ALIASES[t.property])
+        return Triple(t.name, alias, t.value, {**t.extra, "canonical_property": t.property})
 
     def _ok_text(self, text: str) -> bool:
         return all(token_split(t) in ("shared", self.split) for t in tokenize(text))
@@ -1005,33 +1119,35 @@ class SyntheticKBGenerator:
 
     # ------------------------------------------------------------------ questions
 
-    def _question(self, name: str, prop: str, shape: str, specific_weight: float = 0.7) -> str:
+    def _question(self, name: str, prop: str, shape: str, specific_weight: float = 0.7,
+                  label: str | None = None) -> str:
         spec = _pick_templates(_Q, prop, shape)
         pool = spec if spec and self.rng.random() < specific_weight else _GENERIC_Q
-        return _render(self.rng.choice(pool), name, prop)
+        return _render(self.rng.choice(pool), name, prop, label=label)
 
     def _answer(self, t: Triple) -> str:
         shape = _shape(t.value)
-        spec = [a for a in _pick_templates(_A, t.property, shape) if _value_first_ok(a, t.value)]
+        prop = _canonical(t)
+        spec = [a for a in _pick_templates(_A, prop, shape) if _value_first_ok(a, t.value)]
         generic = _GENERIC_A["sentence" if shape == "sentence" else "*"]
-        use_generic = not spec or (t.property not in _NO_GENERIC_ANSWER and self.rng.random() >= 0.8)
+        use_generic = not spec or (prop not in _NO_GENERIC_ANSWER and self.rng.random() >= 0.8)
         pool = generic if use_generic else spec
-        return _render(self.rng.choice(pool), t.name, t.property, t.value)
+        return _render(self.rng.choice(pool), t.name, prop, t.value, label=_label(t))
 
     def _simple(self, t: Triple) -> QAExample:
-        q = self._question(t.name, t.property, _shape(t.value))
+        q = self._question(t.name, _canonical(t), _shape(t.value), label=_label(t))
         return QAExample(q, self._answer(t), (t,), "simple", ((t.name, t.property),))
 
     def _pick_open_triple(self, kb: list[Triple]) -> Triple:
         # prefer the long, free-text properties for open-ended questions
         for _ in range(3):
             t = self.rng.choice(kb)
-            if t.property in ("description", "purpose", "objectives") or _shape(t.value) == "sentence":
+            if _canonical(t) in ("description", "purpose", "objectives") or _shape(t.value) == "sentence":
                 return t
         return self.rng.choice(kb)
 
     def _open(self, t: Triple) -> QAExample:
-        q = _render(self.rng.choice(_OPEN_Q), t.name, t.property)
+        q = _render(self.rng.choice(_OPEN_Q), t.name, _canonical(t), label=_label(t))
         a = self._answer(t)
         if self.rng.random() < 0.75:
             a = f"{self.rng.choice(_OPEN_INTROS)} {a}"
@@ -1053,10 +1169,10 @@ class SyntheticKBGenerator:
         if triples is None:
             triples = rng.sample(ctx.kb, k)
         if same and rng.random() < 0.5:
-            fields = {"n": triples[0].name, **{f"p{i + 1}": t.property for i, t in enumerate(triples)}}
+            fields = {"n": triples[0].name, **{f"p{i + 1}": _label(t) for i, t in enumerate(triples)}}
             q = _cap(rng.choice(_MULTI_SAME[k]).format(**fields))
         else:
-            parts = [self._question(t.name, t.property, _shape(t.value)) for t in triples]
+            parts = [self._question(t.name, _canonical(t), _shape(t.value), label=_label(t)) for t in triples]
             q = rng.choice(_MULTI_PREFIX[k]) + parts[0]
             for part in parts[1:]:
                 joiner = rng.choice(_MULTI_JOINERS)
@@ -1101,8 +1217,8 @@ class _KBContext:
         self.kb = kb
         self.by_name: dict[str, dict[str, Triple]] = {}
         self.types: dict[str, str | None] = {}
-        for t in kb:
-            self.by_name.setdefault(t.name, {}).setdefault(t.property, t)
+        for t in kb:  # by canonical property: an aliased triple still answers its property
+            self.by_name.setdefault(t.name, {}).setdefault(_canonical(t), t)
             et = t.extra.get("entity_type") if isinstance(t.extra, Mapping) else None
             if et in ENTITY_TYPES:
                 self.types.setdefault(t.name, et)

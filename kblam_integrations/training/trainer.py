@@ -79,6 +79,9 @@ class TrainConfig:
     # what the refusal classifier reads: "agreement", "attention+agreement" or "attention"
     # (see kblam_integrations/model/refusal.py)
     refusal_features: str = "agreement"
+    # share of training triples whose property is written under another name ("based in",
+    # "CEO"; see synthetic.PROPERTY_ALIASES), so retrieval learns to match paraphrased keys
+    property_aliases: float = 0.0
     phases: list[Phase] = field(default_factory=lambda: [
         Phase("retrieval", steps=600, lm_weight=0.0, aux_weight=1.0, batch_size=32, kb_sizes=[16, 32, 64, 128], lr=2e-3),
         Phase("joint", steps=400, lm_weight=1.0, aux_weight=1.0, batch_size=8, kb_sizes=[16, 32, 64], lr=5e-4),
@@ -103,11 +106,19 @@ class TrainConfig:
         if cfg.refusal_features not in FEATURE_SETS:
             raise ConfigError(f"training config field 'refusal_features': {cfg.refusal_features!r} is not one of "
                               f"{list(FEATURE_SETS)}")
+        rate = cfg.property_aliases
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"training config field 'property_aliases': {rate!r} is not a rate in [0, 1]")
         return cfg
 
     @property
     def pool_seeds(self) -> list[int]:
         return list(self.data_seeds) if self.data_seeds else [self.seed]
+
+    def pool_tag(self, seed: int) -> str:
+        """What a pool's cached tensors depend on: seed, size and the alias rate."""
+        tag = f"{seed}-{self.train_entities}"
+        return f"{tag}-alias{self.property_aliases:g}" if self.property_aliases else tag
 
     @property
     def total_steps(self) -> int:
@@ -124,11 +135,11 @@ class TrainingData:
         self.questions = []
         keys, values = [], []
         for seed in cfg.pool_seeds:
-            gen = SyntheticKBGenerator(split="train", seed=seed)
+            gen = SyntheticKBGenerator(split="train", seed=seed, property_aliases=cfg.property_aliases)
             triples = gen.make_kb(cfg.train_entities)
             self.triples += triples
             self.questions += gen.make_questions(triples, cfg.questions)
-            emb = cached_tensors(cache / f"embeddings-{seed}-{cfg.train_entities}.safetensors",
+            emb = cached_tensors(cache / f"embeddings-{cfg.pool_tag(seed)}.safetensors",
                                  lambda: dict(zip(("key", "value"),
                                                   model.encoder.embed_triples(triples, show_progress=True))))
             keys.append(emb["key"])
@@ -364,7 +375,7 @@ def pool_query_features(cfg: TrainConfig, model, data: TrainingData, out: Path) 
     return torch.cat([
         cached_query_features(model, [q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]],
                               model.config.score_layers,
-                              out / "cache" / f"query-features-mean-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors")
+                              out / "cache" / f"query-features-mean-{cfg.pool_tag(seed)}-{cfg.questions}.safetensors")
         for i, seed in enumerate(cfg.pool_seeds)])
 
 
@@ -373,7 +384,7 @@ def pool_question_embeddings(cfg: TrainConfig, model, data: TrainingData, out: P
     agreement), one cached file per pool."""
     per_pool = len(data.questions) // len(cfg.pool_seeds)
     return torch.cat([
-        cached_tensors(out / "cache" / f"question-embeddings-{seed}-{cfg.train_entities}-{cfg.questions}.safetensors",
+        cached_tensors(out / "cache" / f"question-embeddings-{cfg.pool_tag(seed)}-{cfg.questions}.safetensors",
                        lambda: {"question": model.encoder.embed(
                            [q.question for q in data.questions[i * per_pool:(i + 1) * per_pool]],
                            show_progress=True)})["question"]
