@@ -28,6 +28,7 @@ from ..errors import ConfigError, KBValidationError, ModelNotFoundError
 from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from .config import KBLaMConfig
+from .grounding import fact_start, grounding_prompt
 from .refusal import AGREEMENT_TOP_K, RefusalClassifier, key_agreement, refusal_features, top_triples
 
 logger = logging.getLogger(__name__)
@@ -96,24 +97,6 @@ class _RefusalGate(LogitsProcessor):
             scores = torch.full_like(scores, float("-inf"))
             scores[:, self.eos] = 0.0
         return scores
-
-
-def fact_sentence(triple: Triple, *, value: bool = True) -> str:
-    """"The {property} of {name} is {value}." (without the value: the grounded answer's start)."""
-    key = triple.key_text
-    start = f"{key[:1].upper()}{key[1:]} is"
-    return f"{start} {triple.value.rstrip('.')}." if value else start
-
-
-def grounding_prompt(question: str, triples: Sequence[Triple]) -> str:
-    """Grounded mode's user turn: the attended facts as sentences, then the question.
-
-    Facts are written as the sentence the answer starts with ("The founder of X is ..."),
-    so the answer continues the best fact's own sentence: a 135M backbone copies a value
-    far more reliably from an exactly matching prefix than from a "property: value" list.
-    """
-    facts = "\n".join(fact_sentence(t) for t in triples)
-    return f"Facts:\n{facts}\n\nQuestion: {question}"
 
 
 def _query_weight(attn: nn.Module, kb_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -561,7 +544,7 @@ class KBLaMModel(nn.Module):
         last_user = max(i for i, m in enumerate(grounded) if m["role"] == "user") if any(
             m["role"] == "user" for m in grounded) else len(grounded) - 1
         grounded[last_user]["content"] = grounding_prompt(grounded[last_user]["content"], [s.triple for s in top])
-        prefix = fact_sentence(top[0].triple, value=False) if self.config.grounded_answer_prefix else None
+        prefix = fact_start(top[0].triple) if self.config.grounded_answer_prefix else None
         if prefix:
             # the answer continues the first fact's line; a small backbone would then go on
             # reciting the other facts, one per line
