@@ -199,3 +199,35 @@ def test_compare_script_end_to_end(tmp_path):
     (tmp_path / "c.md").unlink()
     assert B.main(["--report-only", "--out", str(out), "--no-plots"]) == 0
     assert "| icl | 1000 | – |" in (tmp_path / "c.md").read_text()
+
+
+def test_fused_kernel_of_the_kernel_benchmark_matches_the_library_attention():
+    import torch
+
+    from kblam_integrations.attention.context import KBAttentionRecord
+    from kblam_integrations.attention.rectangular import rectangular_attention, text_scores
+
+    K = _load("kb_attention_kernels")
+    g = torch.Generator().manual_seed(0)
+    b, h, kvh, q, d, n = 1, 4, 2, 6, 16, 300
+    query, kb_query = torch.randn(b, h, q, d, generator=g), torch.randn(b, h, q, d, generator=g)
+    key, value = torch.randn(b, kvh, q, d, generator=g), torch.randn(b, kvh, q, d, generator=g)
+    keys, values = torch.randn(n, h, d, generator=g).half(), torch.randn(n, h, d, generator=g).half()
+    null_k, null_v = torch.randn(h, d, generator=g), torch.randn(h, d, generator=g)
+    rec_lib, rec_fused = KBAttentionRecord(), KBAttentionRecord()
+    expected = rectangular_attention(query, key, value, None, d ** -0.5, kb_query, keys, values, null_key=null_k,
+                                     null_value=null_v, score_shift=-1.5, record=rec_lib)
+    v_text = value.repeat_interleave(h // kvh, dim=1)
+    got = K.fused_kb_attention(text_scores(query, key, None, d ** -0.5), v_text, kb_query, keys.transpose(0, 1),
+                               values.transpose(0, 1), null_k, null_v, d ** -0.5, -1.5, rec_fused)
+    torch.testing.assert_close(got.transpose(1, 2), expected, rtol=0, atol=5e-3)
+    torch.testing.assert_close(rec_fused.last_probs, rec_lib.last_probs, rtol=0, atol=1e-3)
+
+
+def test_kernel_benchmark_runs_every_variant(tiny, tmp_path):
+    K = _load("kb_attention_kernels")
+    rows = K.run(20, 1, model=tiny)
+    assert [r["variant"] for r in rows] == [v[0] for v in K.VARIANTS]
+    assert rows[0]["record_max_abs_diff"] == 0.0
+    for r in rows:
+        assert r["ttft_s"] > 0 and r["ttft_empty_s"] > 0 and r["record_max_abs_diff"] < 0.05
