@@ -640,10 +640,11 @@ BENCHMARKS = {
     "scaling": "Memory and latency as the KB grows (benchmarks/kb_scaling.py).",
     "eval": "Retrieval/answer/refusal sweep of the shipped weights (benchmarks/eval_sweep.py).",
     "extraction": "Precision/recall of the spaCy triple extractor on the gold set (benchmarks/extraction.py).",
+    "kernels": "KB attention kernels at one KB size: streamed fp32 vs fused flash (benchmarks/kb_attention_kernels.py).",
 }
 
 
-_BENCH_SCRIPTS = {"scaling": "kb_scaling", "eval": "eval_sweep"}
+_BENCH_SCRIPTS = {"scaling": "kb_scaling", "eval": "eval_sweep", "kernels": "kb_attention_kernels"}
 
 
 def _add_bench_command(name: str, summary: str) -> None:

@@ -440,6 +440,7 @@ def test_bench_missing_scripts(tmp_path, monkeypatch):
     user_error(invoke("bench", "compare"), "not found", "compare.py")
     user_error(invoke("bench", "scaling", "--kb-sizes", "10"), "not found", "kb_scaling.py")
     user_error(invoke("bench", "extraction"), "not found", "extraction.py")
+    user_error(invoke("bench", "kernels"), "not found", "kb_attention_kernels.py")
 
 
 def test_bench_script_crash_is_one_line(tmp_path, monkeypatch):
