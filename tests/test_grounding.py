@@ -35,3 +35,20 @@ def test_grounding_prompt_lists_the_facts_then_the_question():
                                                                Triple("Marie Curie", "field", "physics")])
     assert prompt == ("Facts:\nMarie Curie was born in Warsaw.\nThe field of Marie Curie is physics.\n\n"
                       "Question: Where was Marie Curie born?")
+
+
+def test_generation_ends_right_after_an_end_string_and_keeps_it():
+    """``end`` strings (grounded mode: the fact's value) stop generation and stay in the text;
+    ``stop`` strings stop it and are cut off."""
+    from tests.conftest import tiny_chat_kblam
+
+    model = tiny_chat_kblam()
+    messages = model.messages_for("hello")
+    common = dict(max_new_tokens=12, temperature=0.0, streamer=None, top_k_kb=None, seed=None, use_kb_tokens=False)
+    free = model._generate(messages, None, stop=None, **common).text
+    assert len(free) >= 6
+    marker = free[2:5]
+    ended = model._generate(messages, None, stop=None, end=[marker], **common).text
+    assert ended == free[: free.find(marker) + len(marker)].strip()
+    stopped = model._generate(messages, None, stop=[marker], **common).text
+    assert stopped == free[: free.find(marker)].strip()

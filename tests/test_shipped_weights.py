@@ -41,3 +41,16 @@ def test_empty_kb_answers_equal_the_base_model(trained):
                                          do_sample=False, pad_token_id=trained.tokenizer.pad_token_id)
     expected = trained.tokenizer.decode(base[0, ids.shape[1]:], skip_special_tokens=True).strip()
     assert trained.generate("Name a planet.", kb=None, max_new_tokens=10).text == expected
+
+
+def test_grounded_answers_end_with_the_copied_value(trained):
+    """The demo's extracted KB: relation-shaped facts read as sentences, and the answer
+    stops at the value instead of elaborating past it."""
+    from kblam_integrations.kb.triple import Triple
+
+    kb = [Triple("Marie Curie", "born in", "Warsaw"), Triple("Marie Curie", "won", "the Nobel Prize"),
+          Triple("Veltrano Dynamics", "founded by", "Marisol Okonkwo"), Triple("Paris", "capital of", "France")]
+    res = trained.generate("Where was Marie Curie born?", kb=kb, mode="grounded", max_new_tokens=24)
+    assert res.text == "Marie Curie was born in Warsaw"
+    res = trained.generate("Who founded Veltrano Dynamics?", kb=kb, mode="grounded", max_new_tokens=24)
+    assert res.text == "Veltrano Dynamics was founded by Marisol Okonkwo"

@@ -335,7 +335,9 @@ class KBLaMModel(nn.Module):
                               streamer=streamer, top_k_kb=top_k_kb, seed=seed)
 
     def _generate(self, messages, tokens, *, max_new_tokens, temperature, stop, streamer, top_k_kb, seed,
-                  use_kb_tokens: bool = True, answer_prefix: str | None = None) -> GenerationResult:
+                  use_kb_tokens: bool = True, answer_prefix: str | None = None,
+                  end: Sequence[str] = ()) -> GenerationResult:
+        """``stop`` strings end the answer and are cut off; ``end`` strings end it and are kept."""
         ids = self.prompt_ids(messages)
         n_prompt = int(ids.shape[1])
         if answer_prefix:
@@ -354,8 +356,8 @@ class KBLaMModel(nn.Module):
                 torch.manual_seed(seed)
         else:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if stop:
-            gen_kwargs["stop_strings"] = list(stop)
+        if stop or end:
+            gen_kwargs["stop_strings"] = [*(stop or ()), *end]
             gen_kwargs["tokenizer"] = self.tokenizer
         if streamer is not None:
             gen_kwargs["streamer"] = streamer
@@ -373,10 +375,10 @@ class KBLaMModel(nn.Module):
             new, skip_special_tokens=True)
         if answer_prefix:
             text = answer_prefix + text
-        if stop:
-            cut = [text.find(s) for s in stop if s in text]
-            if cut:
-                text = text[: min(cut)]
+        cut = [text.find(s) for s in stop or () if s in text]
+        cut += [text.find(s) + len(s) for s in end if s in text]
+        if cut:
+            text = text[: min(cut)]
         result = GenerationResult(text=text.strip(), prompt_tokens=n_prompt,
                                   completion_tokens=int(out.shape[1]) - n_prompt)
         if tokens is not None:
@@ -545,11 +547,14 @@ class KBLaMModel(nn.Module):
             m["role"] == "user" for m in grounded) else len(grounded) - 1
         grounded[last_user]["content"] = grounding_prompt(grounded[last_user]["content"], [s.triple for s in top])
         prefix = fact_start(top[0].triple) if self.config.grounded_answer_prefix else None
+        end: list[str] = []
         if prefix:
             # the answer continues the first fact's line; a small backbone would then go on
-            # reciting the other facts, one per line
+            # reciting the other facts, one per line, or elaborate past the copied value
+            # (", a Danish entrepreneur who ..."): the answer ends with the value
             kwargs["stop"] = [*(kwargs.get("stop") or []), "\n"]
-        res = self._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, **kwargs)
+            end = [top[0].triple.value.rstrip(".")]
+        res = self._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, end=end, **kwargs)
         res.triples = tuple(s.triple for s in top)
         res.scores = torch.tensor([s.score for s in top])
         res.null_score = null
