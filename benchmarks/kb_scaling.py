@@ -209,7 +209,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
         # transformers' generate() computes the first token's logits only (logits_to_keep=1):
         # the full [prompt, vocab] logits would add a 49k-wide lm_head GEMM per prompt token
         # to both the KB and the empty-KB time, flattering the ratio.
-        LAST_LOGITS = {"logits_to_keep": 1} if C.supports_logits_to_keep(model.backbone) else {}
+        last_logits = {"logits_to_keep": 1} if C.supports_logits_to_keep(model.backbone) else {}
         scores_only = method == "kblam-scores"
 
         def first_token(kb=tokens) -> int:
@@ -220,7 +220,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
                 ctx = model.kb_context(kb, record=True, scores_only=scores_only) if kb is not None else None
                 with use_kb(ctx):
                     logits = model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True,
-                                            **LAST_LOGITS).logits
+                                            **last_logits).logits
                 return int(logits[0, -1].argmax())
 
         # ICL near the context limit: one forward takes tens of seconds, so one timed run
@@ -240,7 +240,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
 
         def prefill() -> None:
             with torch.no_grad(), use_kb(ctx):
-                model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True, **LAST_LOGITS)
+                model.backbone(input_ids=prompt, attention_mask=mask, use_cache=True, **last_logits)
 
         row["prefill_s"] = None if long_prompt else C.median_time(prefill, repeats=repeats, warmup=0)
         del ctx

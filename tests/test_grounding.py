@@ -52,3 +52,18 @@ def test_generation_ends_right_after_an_end_string_and_keeps_it():
     assert ended == free[: free.find(marker) + len(marker)].strip()
     stopped = model._generate(messages, None, stop=[marker], **common).text
     assert stopped == free[: free.find(marker)].strip()
+
+
+def test_end_strings_are_looked_for_in_the_generated_text_not_in_the_answer_prefix():
+    """A value that also occurs in the fact's opening ("Veltrano Dynamics Drone was made by"
+    for the value "Veltrano Dynamics") must not cut the answer inside that opening."""
+    from tests.conftest import tiny_chat_kblam
+
+    model = tiny_chat_kblam()
+    messages = model.messages_for("hello")
+    common = dict(max_new_tokens=8, temperature=0.0, streamer=None, top_k_kb=None, seed=None, use_kb_tokens=False,
+                  answer_prefix="Zq Zq:")
+    free = model._generate(messages, None, stop=None, **common).text
+    assert free.startswith("Zq Zq:") and "Zq" not in free[len("Zq Zq:"):]
+    assert model._generate(messages, None, stop=None, end=["Zq"], **common).text == free
+    assert model._generate(messages, None, stop=["Zq"], **common).text == free

@@ -373,12 +373,14 @@ class KBLaMModel(nn.Module):
         new = out[0, ids.shape[1]:]
         text = self.config.refusal if gate is not None and gate.refused else self.tokenizer.decode(
             new, skip_special_tokens=True)
-        if answer_prefix:
-            text = answer_prefix + text
+        # Stop and end strings are looked for where generate() looked for them: in the
+        # generated text, never in the answer prefix (which may contain the value itself).
         cut = [text.find(s) for s in stop or () if s in text]
         cut += [text.find(s) + len(s) for s in end if s in text]
         if cut:
             text = text[: min(cut)]
+        if answer_prefix:
+            text = answer_prefix + text
         result = GenerationResult(text=text.strip(), prompt_tokens=n_prompt,
                                   completion_tokens=int(out.shape[1]) - n_prompt)
         if tokens is not None:
