@@ -11,9 +11,12 @@ import contextlib
 import contextvars
 import math
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import torch
+
+if TYPE_CHECKING:
+    from .value_blocks import ValueBlocks
 
 
 @dataclass
@@ -69,6 +72,11 @@ class KBContext:
     kb_queries: dict[int, torch.Tensor] = field(default_factory=dict)
     null_keys: torch.Tensor | None = None
     null_values: torch.Tensor | None = None
+    # Retrieval pass: ``[B, q]`` weight of each prompt row in the prompt-averaged KB query
+    # (None: all rows alike); a conversation weighs its earlier turns less than the last one.
+    row_weights: torch.Tensor | None = None
+    # Pure mode's values: the selected triples' own backbone states (see :mod:`.value_blocks`).
+    value_blocks: "ValueBlocks | None" = None
 
     @property
     def num_tokens(self) -> int:

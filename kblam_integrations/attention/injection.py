@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from .context import KBAttentionRecord, active_kb
 from .rectangular import _accumulate, kb_logits, rectangular_attention
 from .scoring import kb_retrieval_probs
+from .value_blocks import block_attention
 
 KBLAM_ATTENTION = "kblam"
 _SUPPORTED_BASES = ("sdpa", "eager")
@@ -60,6 +61,9 @@ def _make_attention(base: str):
                                 dropout: float = 0.0, **kwargs: Any):
         ctx = active_kb()
         layer = getattr(module, "layer_idx", None)
+        if ctx is not None and ctx.value_blocks is not None and layer in ctx.value_blocks.layers:
+            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+            return block_attention(query, key, value, attention_mask, scale, ctx.value_blocks, layer), None
         if ctx is None or ctx.num_tokens == 0 or layer not in ctx.layer_map:
             return base_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
         kb_query = ctx.kb_queries.pop(layer, None)
@@ -76,8 +80,11 @@ def _make_attention(base: str):
         null_k = ctx.null_keys[j].view(h, d) if ctx.null_keys is not None else None
         null_v = ctx.null_values[j].view(h, d) if ctx.null_values is not None else None
         if ctx.scores_only:
-            probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k,
-                                       row_mask=_prompt_rows(attention_mask, query), chunk_size=ctx.chunk_size)
+            rows = _prompt_rows(attention_mask, query)
+            if ctx.row_weights is not None and ctx.row_weights.shape[-1] == query.shape[2]:
+                rows = ctx.row_weights if rows is None else rows.float() * ctx.row_weights
+            probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, row_mask=rows,
+                                       chunk_size=ctx.chunk_size)
             rec = ctx.records.setdefault(layer, KBAttentionRecord())
             _accumulate(rec, probs.unsqueeze(1))
             return base_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)

@@ -23,7 +23,7 @@ def kb_retrieval_probs(kb_query: torch.Tensor, kb_keys: torch.Tensor, scaling: f
 
     Args:
         kb_query: ``[B, H, q, D]`` KB query states of the prompt.
-        row_mask: ``[B, q]`` real (non-padding) prompt positions; None: all.
+        row_mask: ``[B, q]`` weight of each prompt position (0 for padding); None: all alike.
         kb_keys: ``[N, H, D]`` knowledge-token keys of this layer (any float dtype; upcast
             one chunk at a time, so no fp32 copy of the whole KB is made).
         null_key: ``[H, D]`` key of the learned null token, appended as the last column.

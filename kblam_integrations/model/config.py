@@ -56,6 +56,18 @@ class KBLaMConfig:
     # grounded mode: order the attention's top candidates by question-key agreement
     grounded_rerank: bool = True
     inject_values: bool = True
+    # weight of earlier conversation turns in the KB query (the last user turn and the
+    # system prompt weigh 1): the query reads the history, the current question leads
+    history_weight: float = 0.5
+    # pure mode's values: "states" (the selected triples' own backbone states, see
+    # attention/value_blocks.py) or "adapter" (the paper's one value vector per triple)
+    value_source: str = "states"
+    # layers whose attention reads the value blocks (None: every decoder layer)
+    value_layers: list[int] | None = None
+    # how many triples' value blocks pure mode reads (the attention's best, like grounded_k)
+    value_top_k: int = 1
+    # the text whose states are a triple's value block: "fact" (its sentence) or "value"
+    value_text: str = "fact"
     refusal_classifier: dict[str, Any] | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     refusal: str = REFUSAL
@@ -71,6 +83,19 @@ class KBLaMConfig:
             raise ConfigError(f"kb_scale_factor must be positive or None, got {self.kb_scale_factor!r}")
         if self.top_k_kb is not None and (not isinstance(self.top_k_kb, int) or self.top_k_kb <= 0):
             raise ConfigError(f"top_k_kb must be a positive integer or None, got {self.top_k_kb!r}")
+        if isinstance(self.history_weight, bool) or not isinstance(self.history_weight, (int, float)) \
+                or not 0.0 <= self.history_weight <= 1.0:
+            raise ConfigError(f"history_weight must be a number in [0, 1], got {self.history_weight!r}")
+        if self.value_source not in ("states", "adapter"):
+            raise ConfigError(f"value_source must be 'states' or 'adapter', got {self.value_source!r}")
+        if self.value_text not in ("fact", "value"):
+            raise ConfigError(f"value_text must be 'fact' or 'value', got {self.value_text!r}")
+        if not isinstance(self.value_top_k, int) or isinstance(self.value_top_k, bool) or self.value_top_k <= 0:
+            raise ConfigError(f"value_top_k must be a positive integer, got {self.value_top_k!r}")
+        if self.value_layers is not None:
+            bad = [l for l in self.value_layers if not 0 <= l < self.num_hidden_layers]
+            if bad:
+                raise ConfigError(f"value_layers {bad} are not layers of a {self.num_hidden_layers}-layer backbone")
         if self.retrieval_layers is not None:
             bad = [l for l in self.retrieval_layers if l not in self.kb_layers]
             if bad:

@@ -21,14 +21,16 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from ..attention.context import KBContext, use_kb
 from ..attention.injection import attention_modules, inject_kb_attention
+from ..attention.value_blocks import build_value_blocks
 from ..encoding.adapters import KnowledgeAdapters
 from ..encoding.kb_encoder import KBEncoder
 from ..encoding.manager import KBManager, KBTokens
+from ..encoding.value_states import ValueStateEncoder
 from ..errors import ConfigError, KBValidationError, ModelNotFoundError
 from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from .config import KBLaMConfig
-from .grounding import fact_start, grounding_prompt
+from .grounding import fact_sentence, fact_start, grounding_prompt
 from .refusal import AGREEMENT_TOP_K, RefusalClassifier, key_agreement, refusal_features, top_triples
 
 logger = logging.getLogger(__name__)
@@ -138,6 +140,7 @@ class KBLaMModel(nn.Module):
         inject_kb_attention(backbone, config.kb_layers)
         self.encoder = KBEncoder(sentence_encoder, self.adapters, encoder_name=config.encoder)
         self._generate_lock = threading.Lock()
+        self._value_states: ValueStateEncoder | None = None
         self.to(next(backbone.parameters()).device)
 
     # ------------------------------------------------------------ construction
@@ -331,12 +334,16 @@ class KBLaMModel(nn.Module):
         if mode == "grounded":
             return self._generate_grounded(messages, tokens, max_new_tokens=max_new_tokens, temperature=temperature,
                                            stop=stop, streamer=streamer, k=grounded_k, top_k_kb=top_k_kb, seed=seed)
+        if self.config.value_source == "states" and tokens is not None and len(tokens):
+            return self._generate_from_states(messages, tokens, max_new_tokens=max_new_tokens,
+                                              temperature=temperature, stop=stop, streamer=streamer,
+                                              top_k_kb=top_k_kb, seed=seed)
         return self._generate(messages, tokens, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop,
                               streamer=streamer, top_k_kb=top_k_kb, seed=seed)
 
     def _generate(self, messages, tokens, *, max_new_tokens, temperature, stop, streamer, top_k_kb, seed,
                   use_kb_tokens: bool = True, answer_prefix: str | None = None,
-                  end: Sequence[str] = ()) -> GenerationResult:
+                  end: Sequence[str] = (), context: KBContext | None = None) -> GenerationResult:
         """``stop`` strings end the answer and are cut off; ``end`` strings end it and are kept."""
         ids = self.prompt_ids(messages)
         n_prompt = int(ids.shape[1])
@@ -346,8 +353,8 @@ class KBLaMModel(nn.Module):
             ids = torch.cat([ids, pre.to(ids.device)], dim=1)
             if streamer is not None and hasattr(streamer, "on_finalized_text"):
                 streamer.on_finalized_text(answer_prefix)
-        ctx = None
-        if use_kb_tokens:
+        ctx = context
+        if use_kb_tokens and ctx is None:
             ctx = self.kb_context(tokens, record=True, top_k=top_k_kb, scores_only=not self.config.inject_values)
         gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
         if temperature and temperature > 0:
@@ -386,7 +393,7 @@ class KBLaMModel(nn.Module):
         if tokens is not None:
             result.triples = tokens.triples
             result.kb_version = tokens.version
-        if ctx is not None:
+        if ctx is not None and ctx.records:
             self._fill_scores(result, ctx)
         return result
 
@@ -416,6 +423,7 @@ class KBLaMModel(nn.Module):
             return [], 0.0, True
         ids = self.prompt_ids(question)
         ctx = self.kb_context(tokens, record=True, scores_only=True)
+        ctx.row_weights = self._history_weights(question, int(ids.shape[1]))
         with torch.no_grad(), use_kb(ctx):
             self.backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
         result = GenerationResult(text="", triples=tokens.triples)
@@ -526,6 +534,72 @@ class KBLaMModel(nn.Module):
             return torch.cat(all_scores), torch.cat(all_null), torch.cat(all_refuse)
         return torch.cat(all_scores), torch.cat(all_null)
 
+    def _refusal_result(self, top, null, tokens, mode, streamer) -> GenerationResult:
+        """The refusal sentence, still reporting what was attended (it explains the refusal)."""
+        res = GenerationResult(text=self.config.refusal, triples=tuple(s.triple for s in top),
+                               scores=torch.tensor([s.score for s in top]), null_score=null,
+                               kb_version=tokens.version, mode=mode)
+        if streamer is not None:  # no tokens were generated: hand the text over directly
+            if hasattr(streamer, "on_finalized_text"):
+                streamer.on_finalized_text(self.config.refusal, stream_end=True)
+            else:
+                streamer.end()
+        return res
+
+    @property
+    def value_states(self) -> ValueStateEncoder:
+        """Backbone states of triples' value text, computed on first use (LRU-cached)."""
+        if self._value_states is None:
+            text_of = fact_sentence if self.config.value_text == "fact" else (lambda t: t.value)
+            self._value_states = ValueStateEncoder(self.backbone, self.tokenizer, text_of)
+        return self._value_states
+
+    def _history_weights(self, question, n_tokens: int) -> torch.Tensor | None:
+        """``[1, n_tokens]`` KB-query weights: ``config.history_weight`` for the turns before the last
+        user message, 1 for the system prompt and the last turn (None for a single question)."""
+        messages = self.messages_for(question)
+        users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+        if not users or users[-1] == users[0] or self.config.history_weight == 1.0:
+            return None
+        history_from = self._template_length(messages[:users[0]])
+        last_from = self._template_length(messages[:users[-1]])
+        w = torch.ones(1, n_tokens)
+        w[:, history_from:last_from] = self.config.history_weight
+        return w.to(next(self.backbone.parameters()).device)
+
+    def _template_length(self, messages) -> int:
+        """Tokens of ``messages`` in the chat template, without a generation prompt (0 for none)."""
+        if not messages:
+            return 0
+        ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=False, return_dict=True)
+        return len(ids["input_ids"])
+
+    def _visible_from(self, messages) -> int:
+        """Position of the first prompt token after the system turn: value blocks are seen from there."""
+        return self._template_length(messages[:1]) if messages and messages[0]["role"] == "system" else 0
+
+    def _generate_from_states(self, messages, tokens, **kwargs) -> GenerationResult:
+        """Pure mode: the attention selects triples; their own backbone states are the values."""
+        k = self.config.value_top_k
+        top, null, refuse = self._retrieve(messages, tokens, k=k, rerank=self.config.grounded_rerank)
+        if refuse or not top:
+            return self._refusal_result(top, null, tokens, "kblam", kwargs.get("streamer"))
+        layers = self.config.value_layers or list(range(self.config.num_hidden_layers))
+        blocks = build_value_blocks(self.value_states.states([s.triple for s in top]),
+                                    torch.tensor([s.score for s in top]), self._visible_from(messages), layers,
+                                    self.backbone.get_decoder().rotary_emb)
+        empty = tokens.keys[:0]
+        ctx = KBContext(keys=empty, values=empty, layer_map={}, query_projections={}, kb_len=0,
+                        value_blocks=blocks)
+        kwargs["stop"] = [*(kwargs.get("stop") or []), "\n"]
+        res = self._generate(messages, None, use_kb_tokens=False, context=ctx, **kwargs)
+        res.triples = tuple(s.triple for s in top)
+        res.scores = torch.tensor([s.score for s in top])
+        res.null_score = null
+        res.kb_version = tokens.version
+        res.mode = "kblam"
+        return res
+
     def _generate_grounded(self, messages, tokens, *, k, **kwargs) -> GenerationResult:
         if tokens is None or len(tokens) == 0:
             res = self._generate(messages, None, **kwargs)
@@ -533,17 +607,7 @@ class KBLaMModel(nn.Module):
             return res
         top, null, refuse = self._retrieve(messages, tokens, k=k, rerank=self.config.grounded_rerank)
         if top and refuse:
-            # Still report what was attended: the refusal is explained by these scores.
-            res = GenerationResult(text=self.config.refusal, triples=tuple(s.triple for s in top),
-                                   scores=torch.tensor([s.score for s in top]), null_score=null,
-                                   kb_version=tokens.version, mode="grounded")
-            streamer = kwargs.get("streamer")
-            if streamer is not None:  # no tokens were generated: hand the text over directly
-                if hasattr(streamer, "on_finalized_text"):
-                    streamer.on_finalized_text(self.config.refusal, stream_end=True)
-                else:
-                    streamer.end()
-            return res
+            return self._refusal_result(top, null, tokens, "grounded", kwargs.get("streamer"))
         grounded = [dict(m) for m in messages]
         last_user = max(i for i, m in enumerate(grounded) if m["role"] == "user") if any(
             m["role"] == "user" for m in grounded) else len(grounded) - 1
