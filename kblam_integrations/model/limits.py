@@ -9,6 +9,7 @@ model its prompt and sampling checks.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -53,11 +54,11 @@ def check_sampling(temperature: Any = 0.0, max_new_tokens: Any = None) -> None:
     """Per-call generation settings: ``temperature`` a finite number >= 0 (NaN would silently
     decode greedily, ``inf`` samples uniform gibberish), ``max_new_tokens`` a positive int."""
     if temperature is not None:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-                or not math.isfinite(temperature) or temperature < 0:
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not math.isfinite(float(temperature)) or temperature < 0:
             raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
     if max_new_tokens is not None:
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
 
 
