@@ -122,7 +122,7 @@ def test_nan_or_inf_tokens_are_refused(cache, fix):
     assert info.value.field in ("keys", "values")
 
 
-@pytest.mark.parametrize("change", ["int8", "shape", "extra-tensor", "1-d records"])
+@pytest.mark.parametrize("change", ["int8", "shape", "shape-same-count", "extra-tensor", "1-d records"])
 def test_wrong_dtype_shape_or_layout_is_a_typed_error(cache, change):
     model, path = cache
 
@@ -132,6 +132,9 @@ def test_wrong_dtype_shape_or_layout_is_a_typed_error(cache, change):
         elif change == "shape":
             d["keys"] = torch.zeros(3, 3, 100, dtype=torch.float16)
             d["values"] = torch.zeros(3, 3, 100, dtype=torch.float16)
+        elif change == "shape-same-count":  # 12 rows either way round: only the full shape tells
+            d["keys"] = torch.zeros(12, 12, 100, dtype=torch.float16)
+            d["values"] = torch.zeros(12, 12, 100, dtype=torch.float16)
         elif change == "extra-tensor":
             d["evil"] = torch.zeros(1)
         else:
@@ -229,11 +232,13 @@ def test_old_format_cache_is_refused_not_trusted(cache):
 
 def test_cli_reports_a_wrong_shape_cache_in_one_line(cache, monkeypatch):
     model, path = cache
-    _rewrite(path, tensors=lambda d: {**d, "keys": torch.zeros(3, 3, 100, dtype=torch.float16)}, fix_checksums=True)
+    wrong = torch.zeros(12, 12, 100, dtype=torch.float16)
+    _rewrite(path, tensors=lambda d: {**d, "keys": wrong, "values": wrong.clone()}, fix_checksums=True)
     monkeypatch.setattr(cli, "_load_model", lambda *a, **k: model)
     result = runner.invoke(cli.app, ["ask", str(path), "Who founded Entity 1?"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.stderr.strip().startswith("Error:") and "shape" in result.stderr
+    err = result.stderr.strip()
+    assert err.startswith("Error:") and "shape" in err and "keys" in err and "RuntimeError" not in err
 
 
 def test_large_kb_metadata_stays_out_of_the_safetensors_header(tmp_path):
