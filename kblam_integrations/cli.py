@@ -288,6 +288,8 @@ def extract(
     _check_kb_suffix(out)
     sources: list[tuple[str, str]] = []
     for arg in inputs:
+        if not arg.strip():  # Path("") is "." : an empty argument would ingest the working directory
+            raise CLIError("empty input argument: pass text, a file, a directory or '-' (stdin)")
         if arg == "-":
             sources.append(("<stdin>", typer.get_text_stream("stdin").read()))
             continue
@@ -306,24 +308,45 @@ def extract(
     if not any(text.strip() for _, text in sources):
         raise CLIError("nothing to extract: the input text is empty")
 
+    import warnings
+
     from .demo import triples_table
     from .kb import KnowledgeBase
-    from .kb.extraction import TripleExtractor
+    from .kb.extraction import TripleExtractor, language_warning
+    from .kb.persistence import file_lock, locked_edit
 
     console = _console()
-    kb = _load_kb(out) if append and out.exists() else KnowledgeBase()
-    before = len(kb)
+    if append and out.exists():
+        _load_kb(out)  # a bad --out fails now, not after the (slow) extraction
     extractor = TripleExtractor(model=spacy_model)
+    found = KnowledgeBase()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=_console(stderr=True), transient=True) as progress:
         task = progress.add_task("Extracting", total=len(sources))
         for name, text in sources:
             progress.update(task, description=f"Extracting {name[:40]}")
-            kb.add_many(extractor.extract(text, doc_id=name))
+            with warnings.catch_warnings():  # reported below as one readable line
+                warnings.simplefilter("ignore", UserWarning)
+                triples = extractor.extract(text, doc_id=name)
+            found.add_many(triples)
+            if not triples and (hint := language_warning(text)):
+                console.print(f"[yellow]warning:[/] {name}: {hint}", markup=True, highlight=False)
             progress.advance(task)
-    added = len(kb) - before
     out.parent.mkdir(parents=True, exist_ok=True)
-    saved = kb.save(out)
+    if not len(found) and not append:
+        # never replace a KB (or create an empty one) because the extractor found nothing
+        raise CLIError(f"no triples found in {len(sources)} input(s); {out} was not written (the extractor "
+                       "wants simple declarative English sentences such as 'X was founded by Y.')")
+    if append:
+        with locked_edit(out, create=True) as kb:  # read under the lock: concurrent edits are kept
+            before = len(kb)
+            kb.add_many(found)
+            added = len(kb) - before
+    else:
+        with file_lock(out):  # no edit of the old file may interleave with its replacement
+            kb, added = found, len(found)
+            kb.save(out)
+    saved = out
     if show and len(kb):
         console.print(triples_table(kb, title=str(saved)))
     if added == 0:
@@ -366,21 +389,22 @@ def kb_add(
     value: str = typer.Argument(..., help="Value, e.g. 'Marisol Okonkwo'."),
     create: bool = typer.Option(False, "--create", help="Create the KB file if it does not exist."),
 ) -> None:
-    """Add one triple to a KB file."""
-    from .kb import KnowledgeBase
+    """Add one triple to a KB file (under the file's edit lock: concurrent adds are all kept)."""
+    from .kb import Triple
+    from .kb.persistence import locked_edit
 
     _check_kb_suffix(kb_file)
+    triple = Triple(name, property, value)  # a bad triple fails before the file is locked
     if kb_file.exists():
-        kb = _load_kb(kb_file)
+        _existing_file(kb_file, "KB file")
     elif create:
         kb_file.parent.mkdir(parents=True, exist_ok=True)
-        kb = KnowledgeBase()
     else:
         raise CLIError(f"KB file not found: {kb_file} (use --create to start a new one)")
-    kb.on_duplicate = "error"
-    triple = kb.add(name, property, value)
-    kb.save(kb_file)
-    typer.echo(f"Added {triple} [{triple.id}]; {len(kb)} triple(s) in {kb_file}.")
+    with locked_edit(kb_file, create=create, on_duplicate="error") as kb:
+        triple = kb.add(triple)
+        count = len(kb)
+    typer.echo(f"Added {triple} [{triple.id}]; {count} triple(s) in {kb_file}.")
 
 
 @kb_app.command("remove", context_settings=CONTEXT)
@@ -391,11 +415,15 @@ def kb_remove(
     property: str = typer.Argument(..., help="Property."),
     value: str = typer.Argument(..., help="Value."),
 ) -> None:
-    """Remove one triple from a KB file."""
-    kb = _load_kb(kb_file)
-    triple = kb.remove((name, property, value))
-    kb.save(kb_file)
-    typer.echo(f"Removed {triple}; {len(kb)} triple(s) left in {kb_file}.")
+    """Remove one triple from a KB file (under the file's edit lock)."""
+    from .kb.persistence import locked_edit
+
+    _existing_file(kb_file, "KB file")
+    _check_kb_suffix(kb_file)
+    with locked_edit(kb_file) as kb:
+        triple = kb.remove((name, property, value))
+        count = len(kb)
+    typer.echo(f"Removed {triple}; {count} triple(s) left in {kb_file}.")
 
 
 # -------------------------------------------------------------------------- encode
@@ -484,7 +512,7 @@ def chat(
     stream = typer.get_text_stream("stdin")
     interactive = stream.isatty()
     console.print(f"[bold]kblam chat[/] over {len(manager.kb)} triple(s), mode {mode_value}. {CHAT_HELP}")
-    changed = False
+    changes: list[tuple[str, Any]] = []  # this session's edits, replayed onto the file as it is at save time
     while True:
         if interactive:
             console.print("[bold cyan]you>[/] ", end="")
@@ -501,11 +529,11 @@ def chat(
                 cmd, _, arg = text.partition(" ")
                 if cmd == "/add":
                     t = manager.kb.add(*_parse_triple(arg))
-                    changed = True
+                    changes.append(("add", t))
                     console.print(f"added {t}", markup=False)
                 elif cmd == "/remove":
                     t = manager.kb.remove(_parse_triple(arg))
-                    changed = True
+                    changes.append(("remove", t))
                     console.print(f"removed {t}", markup=False)
                 elif cmd == "/kb":
                     from .demo import triples_table
@@ -521,12 +549,36 @@ def chat(
             _print_answer(console, result, top_k)
         except (CLIError, KBLaMError) as exc:  # a bad line does not end the session
             console.print(f"[red]error:[/] {_one_line(exc)}", highlight=False)
-    if save and changed:
-        if kb_file.suffix.lower() == ENCODED_SUFFIX:
+    if save and changes:
+        count = _save_chat_changes(kb_file, model, changes)
+        console.print(f"saved {count} triple(s) to {kb_file}")
+
+
+def _replay(kb, changes: list[tuple[str, Any]]) -> None:
+    """Apply a session's edits to a KB that others may have edited meanwhile (theirs are kept)."""
+    for op, triple in changes:
+        if op == "add":
+            kb.add_many([triple], on_duplicate="replace")
+        elif triple.id in kb:
+            kb.remove(triple.id)
+
+
+def _save_chat_changes(kb_file: Path, model, changes: list[tuple[str, Any]]) -> int:
+    """Re-read KB_FILE under its edit lock and replay this session's edits: no lost update
+    when another process (``kblam kb add``, another chat) edited it during the session."""
+    from .kb.persistence import file_lock, locked_edit
+
+    if kb_file.suffix.lower() == ENCODED_SUFFIX:
+        from .encoding.manager import KBManager
+
+        with file_lock(kb_file):
+            manager = KBManager.load(kb_file, model.encoder)
+            _replay(manager.kb, changes)
             manager.save(kb_file)
-        else:
-            manager.kb.save(kb_file)
-        console.print(f"saved {len(manager.kb)} triple(s) to {kb_file}")
+            return len(manager.kb)
+    with locked_edit(kb_file) as kb:
+        _replay(kb, changes)
+        return len(kb)
 
 
 # --------------------------------------------------------------------------- train

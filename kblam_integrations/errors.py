@@ -59,3 +59,36 @@ class CacheMismatchError(KBLaMError, ValueError):
 
 class ConfigError(KBLaMError, ValueError):
     """A configuration value is invalid."""
+
+
+class CacheIntegrityError(KBFormatError, CacheMismatchError):
+    """An encoded-KB cache failed verification on load: bad checksum, shape, dtype,
+    non-finite tokens, triple ids that do not match their text, or tokens that do not
+    match their triples under the current encoder. Never used with a silent fallback:
+    a cache that fails is refused, and re-encoding the KB fixes it."""
+
+
+class KBLockTimeoutError(KBLaMError, TimeoutError):
+    """Another process held a KB file's edit lock for longer than the timeout."""
+
+    def __init__(self, message: str, *, path: object = None):
+        self.path = path
+        super().__init__(_located(message, path))
+
+
+class PromptTooLongError(KBLaMError, ValueError):
+    """A prompt does not fit the backbone's context window (checked before any forward)."""
+
+    def __init__(self, message: str, *, tokens: int, limit: int):
+        self.tokens = tokens
+        self.limit = limit
+        super().__init__(message)
+
+
+class InsufficientMemoryError(KBLaMError, MemoryError):
+    """An operation (encoding or loading a KB) would not fit in the memory available now."""
+
+    def __init__(self, message: str, *, needed: int, available: int):
+        self.needed = needed
+        self.available = available
+        super().__init__(message)

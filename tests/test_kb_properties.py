@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kblam_integrations.errors import KBFormatError, KBValidationError, TripleNotFoundError
 from kblam_integrations.kb import KnowledgeBase, Triple
 from kblam_integrations.kb.persistence import dump_triples, load_triples, parse_triples
-from kblam_integrations.kb.triple import RESERVED_EXTRA_KEYS
+from kblam_integrations.kb.triple import RESERVED_EXTRA_KEYS, has_visible_char
 
 FORMATS = ("json", "jsonl", "graphml")
 SUFFIX = {"json": ".json", "jsonl": ".jsonl", "graphml": ".graphml"}
@@ -28,9 +28,9 @@ TRICKY = ("\x00", "\x01", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1
           "\U0010ffff", " ", "&", "<", ">", '"', "'", "\\", "]", "{", ":")
 chars = st.one_of(st.characters(exclude_categories=("Cs",)), st.sampled_from(TRICKY))
 text = st.text(chars, max_size=20)
-# non-blank, but free to start/end with any whitespace or control character
+# with a visible character, but free to start/end with any whitespace or control character
 field_text = st.builds(lambda head, mid, tail: head + mid + tail, st.text(chars, max_size=8),
-                       chars.filter(lambda c: not c.isspace()), st.text(chars, max_size=8))
+                       chars.filter(lambda c: has_visible_char(c)), st.text(chars, max_size=8))
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(),
                          st.floats(allow_nan=False, allow_infinity=False), text)
@@ -61,7 +61,7 @@ def record_is_valid(record) -> bool:
         return False
     for f in FIELDS:
         v = record.get(f)
-        if not isinstance(v, str) or not v.strip():
+        if not isinstance(v, str) or not v.strip() or not has_visible_char(v):
             return False
         try:
             v.encode("utf-8")

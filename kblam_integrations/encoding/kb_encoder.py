@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Sequence
 
 import torch
@@ -88,11 +89,66 @@ class KBEncoder:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies adapters + encoder; an encoded-KB cache is valid only for the same fingerprint."""
-        h = hashlib.sha1(self.encoder_name.encode())
-        for name, tensor in sorted(self.adapters.state_dict().items()):
-            h.update(name.encode())
-            t = tensor.detach().float().cpu().contiguous()
-            h.update(str(tuple(t.shape)).encode())
-            h.update(t.numpy().tobytes())
-        return h.hexdigest()[:20]
+        """Identifies adapters + sentence encoder by their WEIGHTS and config, not their names.
+
+        An encoded-KB cache is valid only for the same fingerprint. It covers the
+        encoder name, the adapters' shape settings and every parameter and buffer, and
+        for a ``torch.nn.Module`` sentence encoder (sentence-transformers is one) its
+        module structure, HF configs and every parameter and buffer too; a stand-in
+        that is not a module contributes its type and embedding size. Hashing MiniLM
+        takes ~0.1 s, so the value is cached until a weight changes (in place or by
+        reassignment: keyed on each tensor's identity and version counter).
+        """
+        key = self._weights_key()
+        cached = getattr(self, "_fingerprint_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        h = hashlib.sha256(b"kblam-encoder-fingerprint/2\0")
+        h.update(self.encoder_name.encode())
+        a = self.adapters
+        h.update(repr((a.encoder_dim, a.kb_dim, a.num_kb_layers, a.use_null_token)).encode())
+        _hash_state(h, a)
+        enc = self.sentence_encoder
+        h.update(f"{type(enc).__module__}.{type(enc).__qualname__}".encode())
+        if isinstance(enc, torch.nn.Module):
+            h.update(_module_structure(enc).encode())
+            _hash_state(h, enc)
+        else:
+            dim = getattr(enc, "get_sentence_embedding_dimension", None)
+            h.update(str(dim() if callable(dim) else None).encode())
+            own = getattr(enc, "fingerprint", None)
+            if isinstance(own, str):
+                h.update(own.encode())
+        value = h.hexdigest()[:32]
+        self._fingerprint_cache = (key, value)
+        return value
+
+    def _weights_key(self) -> tuple:
+        modules = [self.adapters] + ([self.sentence_encoder] if isinstance(self.sentence_encoder, torch.nn.Module)
+                                     else [])
+        return (self.encoder_name, id(self.sentence_encoder), id(self.adapters),
+                tuple((id(t), t._version) for m in modules for t in (*m.parameters(), *m.buffers())))
+
+
+def _hash_state(h, module: torch.nn.Module) -> None:
+    """Names, dtypes, shapes and raw bytes of every parameter and buffer."""
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())
+
+
+def _module_structure(module: torch.nn.Module) -> str:
+    """The module tree (``repr``: sentence-transformers prints pooling/normalisation settings)
+    plus the HF configs of its submodules, minus machine-specific fields such as paths."""
+    parts = [repr(module)]
+    for name, sub in module.named_modules():
+        cfg = getattr(sub, "config", None)
+        if cfg is not None and hasattr(cfg, "to_dict"):
+            try:
+                d = {k: v for k, v in cfg.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
+                parts.append(f"{name}:{json.dumps(d, sort_keys=True, default=str)}")
+            except Exception:  # noqa: BLE001 - an exotic config: its weights are still hashed
+                parts.append(f"{name}:{type(cfg).__name__}")
+    return "\n".join(parts)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import os
 import threading
 import weakref
@@ -434,8 +435,9 @@ def check_generation_options(*, max_new_tokens: Any, temperature: Any, mode: Any
     positive_int("grounded_k", grounded_k)
     positive_int("top_k_attention", top_k_attention, allow_zero=True)
     positive_int("top_k_kb", top_k_kb, allow_none=True)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature < 0:  # NaN would decode greedily without a word, inf samples gibberish
+        raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
     if mode not in ("kblam", "grounded"):
         raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
     if stop is not None and (isinstance(stop, str) or not all(isinstance(s, str) for s in stop)):

@@ -934,12 +934,62 @@ def _split_long(text: str, start: int, end: int, max_chars: int) -> Iterator[tup
 
 
 def _sanitise(text: str) -> str:
-    """Replace lone surrogates (one code point each, so offsets are kept)."""
+    """Replace lone surrogates and blank out HTML markup, keeping every character offset
+    (provenance spans point into the original text)."""
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
-        return "".join(ch if not 0xD800 <= ord(ch) <= 0xDFFF else "\ufffd" for ch in text)
+        text = "".join(ch if not 0xD800 <= ord(ch) <= 0xDFFF else "\ufffd" for ch in text)
+    return strip_html(text)
+
+
+# Markup that must not end up inside names or values: comments, script/style bodies, tags.
+_HTML_BLOCK = re.compile(r"<!--.*?-->|<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>|<![A-Za-z][^<>]*>")
+_HTML_ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def strip_html(text: str) -> str:
+    """Replace HTML tags, comments, ``<script>``/``<style>`` bodies and entities by spaces of
+    the same length (entities: the character, then spaces), so that offsets are unchanged.
+
+    Plain text without ``<``/``&`` is returned as is.
+    """
+    if "<" not in text and "&" not in text:
+        return text
+    import html
+
+    blank = lambda m: " " * (m.end() - m.start())  # noqa: E731
+    text = _HTML_BLOCK.sub(blank, text)
+    text = _HTML_TAG.sub(blank, text)
+
+    def entity(m: re.Match[str]) -> str:
+        ch = html.unescape(m.group())
+        return m.group() if ch == m.group() or len(ch) != 1 else ch + " " * (len(m.group()) - 1)
+
+    return _HTML_ENTITY.sub(entity, text)
+
+
+def language_warning(text: str) -> str | None:
+    """A warning when ``text`` is mostly not Latin-script: the spaCy pipeline and the
+    extraction rules are English-only, so such text yields no triples, silently."""
+    sample = text[:20000]
+    letters = [ch for ch in sample if ch.isalpha()]
+    if len(letters) < 20:
+        return None
+    latin = sum(1 for ch in letters if ch.isascii() or "\u00c0" <= ch <= "\u024f")
+    if latin / len(letters) < 0.5:
+        return ("the text is mostly not in Latin script; the extractor understands English only and "
+                "found no triples in it")
+    words = re.findall(r"[^\W\d_]+", sample.lower())
+    if len(words) >= 8 and sum(w in _ENGLISH_FUNCTION_WORDS for w in words) / len(words) < 0.05:
+        return "the text does not look like English; the extractor understands English only and found no triples in it"
+    return None
+
+
+_ENGLISH_FUNCTION_WORDS = frozenset(
+    "the a an of in on at to is was are were be been by and or for with from as that this it its his her "
+    "their has have had which who".split())
 
 
 def _default_doc_id(text: str) -> str:
@@ -971,9 +1021,20 @@ class TripleExtractor:
 
     # ------------------------------------------------------------ public API
     def extract(self, text: str, doc_id: str | None = None) -> list[Triple]:
-        """All triples of one document (a text of any length), in reading order."""
-        return list(self.extract_many([(doc_id, text)] if doc_id is not None else [text], batch_size=8,
-                                      _default_ids=False))
+        """All triples of one document (a text of any length), in reading order.
+
+        Warns (``UserWarning``) when a non-English text gives no triples, instead of an
+        unexplained empty result.
+        """
+        triples = list(self.extract_many([(doc_id, text)] if doc_id is not None else [text], batch_size=8,
+                                         _default_ids=False))
+        if not triples and isinstance(text, str):
+            hint = language_warning(text)
+            if hint:
+                import warnings
+
+                warnings.warn(hint, UserWarning, stacklevel=2)
+        return triples
 
     def extract_many(self, texts: Iterable[str] | Iterable[tuple[str, str]], batch_size: int = 32,
                      show_progress: bool = False, *, _default_ids: bool = True) -> Iterator[Triple]:

@@ -62,7 +62,11 @@ __all__ = [
     "FORMATS",
     "KBFileNotFoundError",
     "atomic_write",
+    "atomic_write_with",
     "detect_format",
+    "file_lock",
+    "locked_edit",
+    "remove_stale_temps",
     "dump_triples",
     "load_triples",
     "parse_triples",
@@ -150,29 +154,211 @@ def atomic_write(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> Path:
     fails, the temporary file is removed and the exception propagates; the target is
     untouched. An existing target keeps its permission bits, a new one gets the usual
     ``0o666 & ~umask``; a symlink target is followed, so the link survives.
+
+    Temporary files are named ``.<target>.p<pid>-<random>.tmp``; one left behind by a
+    process that was killed mid-write is removed by the next write of the same target
+    (see :func:`remove_stale_temps`). An ``OSError`` names the target, not the temporary.
     """
-    path = Path(path)
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    directory = target.parent
-    try:
-        mode = os.stat(target).st_mode & 0o7777
-    except OSError:
-        mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
+
+    def write(fd: int, tmp: str) -> None:
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
+
+    return _atomic(path, write)
+
+
+def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], None]) -> Path:
+    """Like :func:`atomic_write` for a library that writes a file by name (``writer(tmp_path)``),
+    e.g. ``safetensors.torch.save_file``: same temp naming, fsync, cleanup and errors."""
+
+    def write(fd: int, tmp: str) -> None:
+        os.close(fd)
+        writer(tmp)
+        fd2 = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd2)
+        finally:
+            os.close(fd2)
+
+    return _atomic(path, write)
+
+
+def _target(path: Path) -> Path:
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _atomic(path: str | os.PathLike[str], write: Callable[[int, str], None]) -> Path:
+    path = Path(path)
+    target = _target(path)
+    directory = target.parent
+    remove_stale_temps(target)
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.p{os.getpid()}-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _about(exc, target) from exc
+    try:
+        write(fd, tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename in (tmp, None):
+            raise _about(exc, target) from exc
         raise
     _fsync_dir(directory)
     return path
+
+
+def _about(exc: OSError, target: Path) -> OSError:
+    """The same error (type and errno) naming the file the user asked for, not our temporary."""
+    err = OSError(exc.errno, exc.strerror or str(exc), str(target)) if exc.errno else OSError(
+        f"cannot write {target}: {exc}")
+    return err
+
+
+def _temp_pattern(target: Path) -> re.Pattern[str]:
+    # ``.<name>.<random>.tmp`` (older releases) or ``.<name>.p<pid>-<random>.tmp``; the random
+    # part never has a dot, so the temporaries of ``a.json`` and ``a.json.bak`` never mix
+    return re.compile(rf"^\.{re.escape(target.name)}\.(?:p(\d+)-)?[A-Za-z0-9_]+\.tmp$")
+
+
+#: Temporaries without a process id (written by older releases) count as stale after this.
+LEGACY_TEMP_STALE_S = 600.0
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporaries of ``path`` left by writers that died (kill -9, power loss).
+
+    A temporary is stale when the process id in its name no longer runs (or, for a
+    name without one, when it is older than :data:`LEGACY_TEMP_STALE_S`): a live
+    writer's file is never touched. Returns what was removed.
+    """
+    import time
+
+    target = _target(Path(path))
+    pattern = _temp_pattern(target)
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        m = pattern.match(name)
+        if not m:
+            continue
+        candidate = target.parent / name
+        if m.group(1) is not None:
+            pid = int(m.group(1))
+            stale = pid != os.getpid() and not _pid_alive(pid)
+        else:
+            try:
+                stale = time.time() - candidate.stat().st_mtime > LEGACY_TEMP_STALE_S
+            except OSError:
+                stale = False
+        if stale:
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid)
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
+
+
+# ----------------------------------------------------------------------- locking
+#: Seconds to wait for another process's edit of the same file (``$KBLAM_LOCK_TIMEOUT``).
+DEFAULT_LOCK_TIMEOUT = 120.0
+_LOCKS: dict[str, Any] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file guarding edits of ``path``: ``.<name>.lock`` next to it (kept; never delete it
+    while in use: a lock file removed under a holder no longer excludes anyone)."""
+    target = _target(Path(path))
+    return target.parent / f".{target.name}.lock"
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], *, timeout: float | None = None) -> Iterator[Path]:
+    """Hold the OS-level edit lock of ``path`` (``filelock``): excludes other processes and
+    other threads; re-entrant within one thread. Raises :class:`KBLockTimeoutError` after
+    ``timeout`` seconds (default ``$KBLAM_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`)."""
+    from filelock import FileLock, Timeout
+
+    from ..errors import KBLockTimeoutError
+
+    if timeout is None:
+        timeout = float(os.environ.get("KBLAM_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+    target = _target(Path(path))
+    lock_file = lock_path(target)
+    key = os.path.abspath(lock_file)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = FileLock(key)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise KBLockTimeoutError(f"another process has been editing this file for over {timeout:g} s "
+                                 f"(lock {lock_file})", path=target) from None
+    except OSError as exc:
+        raise _about(exc, target) from exc
+    try:
+        yield target
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def locked_edit(path: str | os.PathLike[str], format: str | None = None, *, create: bool = False,
+                on_duplicate: str = "ignore", timeout: float | None = None) -> Iterator["KnowledgeBase"]:
+    """Read-modify-write a KB file with no lost update: the file is locked, *then* read.
+
+    >>> with locked_edit("kb.json") as kb:  # doctest: +SKIP
+    ...     kb.add("Ada", "born in", "London")
+
+    The KB is written back atomically when the block ends without an exception and the
+    KB changed (or the file was just created with ``create=True``); on an exception the
+    file is left as it was. Concurrent ``locked_edit`` calls on one file, from any
+    process, run one after another, so N concurrent adds keep N triples.
+    """
+    from .knowledge_base import KnowledgeBase
+
+    path = Path(path)
+    fmt = detect_format(path, format)
+    with file_lock(path, timeout=timeout):
+        existed = path.exists()
+        if existed:
+            kb = KnowledgeBase(load_triples(path, fmt), on_duplicate=on_duplicate)  # type: ignore[arg-type]
+        elif create:
+            kb = KnowledgeBase(on_duplicate=on_duplicate)  # type: ignore[arg-type]
+        else:
+            raise KBFileNotFoundError("knowledge-base file not found", path=path)
+        start = kb.version
+        yield kb
+        if kb.version != start or not existed:
+            save_kb(kb, path, fmt)
 
 
 _UMASK_LOCK = threading.Lock()
@@ -397,6 +583,7 @@ def _parse_jsonl(data: bytes | str, path: object) -> list[Triple]:
 
 def _parse_graphml(data: bytes | str, path: object) -> list[Triple]:
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    _refuse_unsafe_xml(raw, path)
     try:
         graph = nx.read_graphml(io.BytesIO(raw), force_multigraph=True)
     except Exception as exc:  # noqa: BLE001 - expat, networkx, int()/float() all raise their own types
@@ -426,6 +613,30 @@ def _parse_graphml(data: bytes | str, path: object) -> list[Triple]:
             raise KBFormatError(problem[0], path=path, record=label, field=problem[1])
         out.append(_triple({**fields, **extra}, path, label))
     return out
+
+
+def _refuse_unsafe_xml(raw: bytes, path: object) -> None:
+    """Refuse a DTD (entity bombs, external entities) whatever the expat version.
+
+    A DTD can only appear before the root element, so parsing up to the first start
+    tag (with ``defusedxml`` when installed, which forbids it outright) is enough; the
+    fallback is a byte scan for ``<!DOCTYPE``/``<!ENTITY``. GraphML never needs a DTD.
+    """
+    try:
+        from defusedxml import DefusedXmlException
+        from defusedxml.ElementTree import iterparse
+    except ImportError:  # pragma: no cover - defusedxml is a dependency
+        if re.search(rb"<!\s*(DOCTYPE|ENTITY)", raw, re.IGNORECASE):
+            raise KBFormatError("GraphML with a DTD or entity declarations is refused (unsafe XML)", path=path)
+        return
+    try:
+        for _ in iterparse(io.BytesIO(raw), events=("start",), forbid_dtd=True):
+            break
+    except DefusedXmlException as exc:
+        raise KBFormatError(f"GraphML with a DTD or entity declarations is refused (unsafe XML: "
+                            f"{type(exc).__name__})", path=path) from None
+    except Exception:  # noqa: BLE001 - a syntax error: reported by the real parse below
+        return
 
 
 def _escaped_field(stored: Any, path: object, label: str, field: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -35,11 +36,27 @@ def triple_id(name: str, property: str, value: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
+#: Unicode categories that never show: controls, format characters (zero-width space and
+#: joiners, bidi marks, BOM...) and separators. Unassigned code points count as visible so
+#: that a newer Unicode database can never turn a valid KB file invalid.
+_INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
+#: Letters and symbols that render as blank (Hangul fillers, braille blank).
+_BLANK_CHARS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_visible_char(text: str) -> bool:
+    """Whether ``text`` has at least one character that shows: a name made only of
+    zero-width or control characters looks empty yet would get its own id."""
+    return any(not ch.isspace() and ch not in _BLANK_CHARS and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+               for ch in text)
+
+
 def field_problem(value: Any) -> str | None:
     """Why ``value`` cannot be a name/property/value, or None when it can.
 
     Shared by :class:`Triple` and the file loaders so that both reject exactly the same
-    inputs with the same words. Lone surrogates (possible in a Python ``str``, e.g. from
+    inputs with the same words. A field needs at least one visible character
+    (:func:`has_visible_char`). Lone surrogates (possible in a Python ``str``, e.g. from
     ``json.loads('"\\\\ud800"')``) are rejected because they cannot be encoded as UTF-8,
     hashed into an id or written to any of the KB file formats.
     """
@@ -47,6 +64,8 @@ def field_problem(value: Any) -> str | None:
         return f"must be a string, got {type(value).__name__}"
     if not value.strip():
         return "must be a non-empty string"
+    if not has_visible_char(value):
+        return "must contain a visible character (it has only control, format or zero-width characters)"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -308,6 +308,9 @@ class KBLaMModel(nn.Module):
         messages = self.messages_for(prompt_or_messages)
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)["input_ids"]
+        from .limits import check_prompt_length
+
+        check_prompt_length(ids, self.backbone.config)  # before any forward: typed error in ms
         return ids.to(next(self.backbone.parameters()).device)
 
     # ----------------------------------------------------------------- generation
@@ -325,6 +328,9 @@ class KBLaMModel(nn.Module):
         answer, the answer is ``config.refusal``; pure mode decides after the prefill when
         values are not injected (with injected values, the answer itself carries it).
         """
+        from .limits import check_sampling
+
+        check_sampling(temperature)  # NaN/inf temperature: typed error, not silent greedy
         if mode not in ("kblam", "grounded"):
             raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
         if max_new_tokens <= 0:
