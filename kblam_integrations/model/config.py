@@ -59,6 +59,14 @@ class KBLaMConfig:
     # weight of earlier conversation turns in the KB query (the last user turn and the
     # system prompt weigh 1): the query reads the history, the current question leads
     history_weight: float = 0.5
+    # two-fact questions: a reranked candidate whose key agrees with the question within this
+    # margin of the best one is asked too (None: one fact per answer); at most max_facts
+    extra_fact_margin: float | None = 0.15
+    max_facts: int = 2
+    # a turn the KB cannot answer: "refuse" it, or "answer" it with the backbone alone when it
+    # is not about the KB (best question-key agreement below kb_turn_agreement: greetings, tasks)
+    non_kb_turns: str = "answer"
+    kb_turn_agreement: float = 0.25
     # pure mode's values: "states" (the selected triples' own backbone states, see
     # attention/value_blocks.py) or "adapter" (the paper's one value vector per triple)
     value_source: str = "states"
@@ -66,6 +74,8 @@ class KBLaMConfig:
     value_layers: list[int] | None = None
     # how many triples' value blocks pure mode reads (the attention's best, like grounded_k)
     value_top_k: int = 1
+    # added to every value-block score: > 0 makes the answer lean on the KB over the prompt
+    value_bias: float = 2.0
     # the text whose states are a triple's value block: "fact" (its sentence) or "value"
     value_text: str = "fact"
     refusal_classifier: dict[str, Any] | None = None
@@ -86,6 +96,8 @@ class KBLaMConfig:
         if isinstance(self.history_weight, bool) or not isinstance(self.history_weight, (int, float)) \
                 or not 0.0 <= self.history_weight <= 1.0:
             raise ConfigError(f"history_weight must be a number in [0, 1], got {self.history_weight!r}")
+        if self.non_kb_turns not in ("answer", "refuse"):
+            raise ConfigError(f"non_kb_turns must be 'answer' or 'refuse', got {self.non_kb_turns!r}")
         if self.value_source not in ("states", "adapter"):
             raise ConfigError(f"value_source must be 'states' or 'adapter', got {self.value_source!r}")
         if self.value_text not in ("fact", "value"):

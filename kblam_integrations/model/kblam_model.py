@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -35,6 +36,15 @@ from .refusal import AGREEMENT_TOP_K, RefusalClassifier, key_agreement, refusal_
 
 logger = logging.getLogger(__name__)
 
+# A follow-up's pronoun that stands for the entity of an earlier turn ("its founder").
+_POSSESSIVE = re.compile(r"\b(its|their|his|her)\b", re.IGNORECASE)
+
+
+def _names_no_entity(text: str) -> bool:
+    """No capitalised word after the first one (nor a number): "And its budget?", not "Who founded Quorvex?"."""
+    words = re.findall(r"[\w'&.-]+", text)[1:]
+    return not any(w[:1].isupper() or w[:1].isdigit() for w in words if w != "I")
+
 WEIGHTS_NAME = "kblam_adapters.safetensors"
 CONFIG_NAME = "kblam_config.json"
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights" / "smollm2-135m-minilm"
@@ -49,6 +59,17 @@ class TripleScore:
 
     triple: Triple
     score: float
+
+
+class Retrieval(NamedTuple):
+    """One scores-only pass: the selected triples, the null token's score, the refusal decision and
+    each selected triple's question-key agreement."""
+
+    top: list[TripleScore]
+    null: float
+    refuse: bool
+    agreement: list[float]
+    candidates: tuple[Triple, ...] = ()  # the attention's top candidates, attention order
 
 
 @dataclass
@@ -317,17 +338,23 @@ class KBLaMModel(nn.Module):
     @torch.no_grad()
     def generate(self, prompt_or_messages: str | Messages, kb: KBLike = None, *, max_new_tokens: int = 64,
                  temperature: float = 0.0, stop: Sequence[str] | None = None, streamer: Any = None,
-                 mode: str = "kblam", grounded_k: int = 1, top_k_kb: int | None = None,
+                 mode: str = "kblam", grounded_k: int | None = None, top_k_kb: int | None = None,
                  seed: int | None = None) -> GenerationResult:
         """Answer with knowledge tokens in attention.
 
-        ``mode="kblam"``: pure KBLaM (the KB never enters the prompt).
-        ``mode="grounded"``: a first pass uses KBLaM's attention to pick the ``grounded_k``
-        best triples and places their text in the prompt (exact values; O(k) prompt cost).
+        ``mode="kblam"``: pure KBLaM (the KB's text never enters the prompt): a scores-only
+        pass selects the asked triples; their value blocks (:mod:`..attention.value_blocks`)
+        are attended while the answer is written.
+        ``mode="grounded"``: the same pass picks the triples and places their text in the
+        prompt (exact values; O(k) prompt cost); ``grounded_k`` triples, or as many as the
+        question asks for (``None``, see ``config.extra_fact_margin``).
         In both modes, when the refusal rule (:mod:`.refusal`) decides that the KB cannot
-        answer, the answer is ``config.refusal``; pure mode decides after the prefill when
-        values are not injected (with injected values, the answer itself carries it).
+        answer, the answer is ``config.refusal`` for questions about the KB; other turns
+        (greetings, tasks) are answered by the backbone alone (``config.non_kb_turns``).
         """
+        if grounded_k is not None and (isinstance(grounded_k, bool) or not isinstance(grounded_k, int)
+                                       or grounded_k <= 0):
+            raise ConfigError(f"grounded_k must be a positive integer or None, got {grounded_k!r}")
         from .limits import check_sampling
 
         check_sampling(temperature)  # NaN/inf temperature: typed error, not silent greedy
@@ -349,8 +376,10 @@ class KBLaMModel(nn.Module):
 
     def _generate(self, messages, tokens, *, max_new_tokens, temperature, stop, streamer, top_k_kb, seed,
                   use_kb_tokens: bool = True, answer_prefix: str | None = None,
-                  end: Sequence[str] = (), context: KBContext | None = None) -> GenerationResult:
-        """``stop`` strings end the answer and are cut off; ``end`` strings end it and are kept."""
+                  end: Sequence[str] = (), context: KBContext | None = None,
+                  prefix_streamed: int = 0) -> GenerationResult:
+        """``stop`` strings end the answer and are cut off; ``end`` strings end it and are kept.
+        ``prefix_streamed``: characters of ``answer_prefix`` the streamer already has."""
         ids = self.prompt_ids(messages)
         n_prompt = int(ids.shape[1])
         if answer_prefix:
@@ -358,7 +387,7 @@ class KBLaMModel(nn.Module):
             pre = self.tokenizer(answer_prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
             ids = torch.cat([ids, pre.to(ids.device)], dim=1)
             if streamer is not None and hasattr(streamer, "on_finalized_text"):
-                streamer.on_finalized_text(answer_prefix)
+                streamer.on_finalized_text(answer_prefix[prefix_streamed:])
         ctx = context
         if use_kb_tokens and ctx is None:
             ctx = self.kb_context(tokens, record=True, top_k=top_k_kb, scores_only=not self.config.inject_values)
@@ -415,18 +444,38 @@ class KBLaMModel(nn.Module):
 
     def retrieve(self, question: str | Messages, kb: KBLike, k: int = 5) -> tuple[list[TripleScore], float]:
         """Rank triples for a question by KB attention in one prefill pass; returns (top-k, null score)."""
-        top, null, _ = self._retrieve(question, kb, k)
-        return top, null
+        found = self._retrieve(question, kb, k)
+        return found.top, found.null
 
-    def _retrieve(self, question, kb: KBLike, k: int, *, rerank: bool = False
-                  ) -> tuple[list[TripleScore], float, bool]:
-        """Top-k triples, null score and refusal decision from one scores-only pass.
+    def _retrieve(self, question, kb: KBLike, k: int | None, *, rerank: bool = False) -> Retrieval:
+        """Top-k triples, null score and refusal decision from a scores-only pass.
 
         ``rerank`` (grounded mode): the attention's top candidates are ordered by key
-        agreement; otherwise the order is the attention's own."""
+        agreement; otherwise the order is the attention's own. ``k=None``: as many of the
+        reranked candidates as the question asks for (:meth:`_asked_count`).
+
+        In a conversation, the pass reads the whole chat (earlier turns weigh
+        ``config.history_weight``); when its best triple's entity is named only in the
+        earlier turns, the last message is a follow-up ("And its budget?"): it is scored
+        again as the question it stands for ("And Quorvex's budget?", see
+        :meth:`resolved_question`), so retrieval and refusal read it as a single question."""
         tokens = self.encode_kb(kb)
         if tokens is None or len(tokens) == 0:
-            return [], 0.0, True
+            return Retrieval([], 0.0, True, [])
+        found = self._retrieve_once(question, tokens, k, rerank=rerank)
+        if isinstance(question, str) or not found.top:
+            return found
+        last = self.question_text(question)
+        if _names_no_entity(last):
+            for triple in (found.top[0].triple, *found.candidates):  # the best-attended entity of the earlier turns
+                resolved = self.resolved_question(question, triple.name)
+                if resolved != last:
+                    return self._retrieve_once(resolved, tokens, k, rerank=rerank)
+        if sum(m["role"] == "user" for m in self.messages_for(question)) > 1:
+            return self._retrieve_once(last, tokens, k, rerank=rerank)  # names its own entity
+        return found
+
+    def _retrieve_once(self, question, tokens: KBTokens, k: int | None, *, rerank: bool) -> Retrieval:
         ids = self.prompt_ids(question)
         ctx = self.kb_context(tokens, record=True, scores_only=True)
         ctx.row_weights = self._history_weights(question, int(ids.shape[1]))
@@ -435,18 +484,31 @@ class KBLaMModel(nn.Module):
         result = GenerationResult(text="", triples=tokens.triples)
         self._fill_scores(result, ctx)
         probs = self._layer_probs(ctx)
-        candidates = top_triples(probs, max(k, AGREEMENT_TOP_K))  # [1, c], attention order
-        clf = self.refusal_classifier
-        cosines = None
-        if rerank or (clf is not None and clf.reads_agreement):
-            cosines = self.key_agreement([question], tokens.triples, probs, candidates)
+        candidates = top_triples(probs, max(k or 1, AGREEMENT_TOP_K))  # [1, c], attention order
+        cosines = self.key_agreement([question], tokens.triples, probs, candidates)
         refuse = bool(self._refusal_scores(probs, [question], tokens.triples, cosines)[0] > self.refusal_threshold)
-        order = candidates[0].tolist()
+        positions = list(range(candidates.shape[1]))
         if rerank:
             # attention picks the candidates, the sentence encoder orders them (stable sort)
-            order = [order[i] for i in torch.argsort(-cosines[0], stable=True).tolist()]
-        top = [TripleScore(tokens.triples[i], float(result.scores[i])) for i in order[:k]]
-        return top, result.null_score, refuse
+            positions = torch.argsort(-cosines[0], stable=True).tolist()
+        agreement = [float(cosines[0, i]) for i in positions]
+        if k is None:
+            k = self._asked_count(agreement)
+        top = [TripleScore(tokens.triples[int(candidates[0, i])], float(result.scores[int(candidates[0, i])]))
+               for i in positions[:k]]
+        return Retrieval(top, result.null_score, refuse, agreement[:k],
+                         tuple(tokens.triples[int(i)] for i in candidates[0].tolist()))
+
+    def _asked_count(self, agreement: Sequence[float]) -> int:
+        """How many facts a question asks for: the best candidate, plus each next one whose key
+        agrees with the question within ``config.extra_fact_margin`` of the best (two-fact questions)."""
+        margin = self.config.extra_fact_margin
+        if margin is None or not agreement:
+            return 1
+        n = 1
+        while n < min(len(agreement), self.config.max_facts) and agreement[n] >= agreement[0] - margin:
+            n += 1
+        return n
 
     @property
     def refusal_classifier(self) -> "RefusalClassifier | None":
@@ -486,7 +548,8 @@ class KBLaMModel(nn.Module):
         the refusal decision reads them.
         """
         top = top_triples(probs) if candidates is None else candidates
-        q_emb = self.encoder.embed([self.question_text(q) for q in questions], show_progress=False)
+        texts = [self.resolved_question(q, triples[i].name) for q, row in zip(questions, top.tolist()) for i in row]
+        q_emb = self.encoder.embed(texts, show_progress=False).view(*top.shape, -1)
         k_emb = self.encoder.embed([triples[i].key_text for i in top.flatten().tolist()], show_progress=False)
         return key_agreement(q_emb, k_emb.view(*top.shape, -1))
 
@@ -495,6 +558,23 @@ class KBLaMModel(nn.Module):
         messages = self.messages_for(prompt_or_messages)
         users = [m["content"] for m in messages if m["role"] == "user"]
         return users[-1] if users else messages[-1]["content"]
+
+    def resolved_question(self, prompt_or_messages: str | Messages, name: str) -> str:
+        """The last user message, naming the candidate's entity when only the earlier turns did.
+
+        After a turn about Quorvex, "And its budget?" is compared with a key as "And
+        Quorvex's budget?" and "And the budget?" as "And the budget of Quorvex?": a follow-up
+        agrees with its entity's keys as the full question would, and an absent property
+        still disagrees."""
+        question = self.question_text(prompt_or_messages)
+        if isinstance(prompt_or_messages, str) or name.lower() in question.lower():
+            return question
+        earlier = " ".join(m["content"] for m in self.messages_for(prompt_or_messages)[:-1] if m["role"] != "system")
+        if name.lower() not in earlier.lower():
+            return question
+        if _POSSESSIVE.search(question):
+            return _POSSESSIVE.sub(f"{name}'s", question, count=1)
+        return f"{question.rstrip(' ?.!')} of {name}?"
 
     @property
     def refusal_threshold(self) -> float:
@@ -586,50 +666,72 @@ class KBLaMModel(nn.Module):
 
     def _generate_from_states(self, messages, tokens, **kwargs) -> GenerationResult:
         """Pure mode: the attention selects triples; their own backbone states are the values."""
-        k = self.config.value_top_k
-        top, null, refuse = self._retrieve(messages, tokens, k=k, rerank=self.config.grounded_rerank)
-        if refuse or not top:
-            return self._refusal_result(top, null, tokens, "kblam", kwargs.get("streamer"))
+        found = self._retrieve(messages, tokens, k=None, rerank=self.config.grounded_rerank)
+        if found.refuse or not found.top:
+            return self._not_in_kb(messages, tokens, found, "kblam", kwargs)
         layers = self.config.value_layers or list(range(self.config.num_hidden_layers))
-        blocks = build_value_blocks(self.value_states.states([s.triple for s in top]),
-                                    torch.tensor([s.score for s in top]), self._visible_from(messages), layers,
+        blocks = build_value_blocks(self.value_states.states([s.triple for s in found.top]),
+                                    torch.tensor([s.score for s in found.top]), self._visible_from(messages), layers,
                                     self.backbone.get_decoder().rotary_emb)
+        blocks.log_prior += self.config.value_bias
         empty = tokens.keys[:0]
         ctx = KBContext(keys=empty, values=empty, layer_map={}, query_projections={}, kb_len=0,
                         value_blocks=blocks)
         kwargs["stop"] = [*(kwargs.get("stop") or []), "\n"]
         res = self._generate(messages, None, use_kb_tokens=False, context=ctx, **kwargs)
-        res.triples = tuple(s.triple for s in top)
-        res.scores = torch.tensor([s.score for s in top])
-        res.null_score = null
+        return self._attribute(res, found, tokens, "kblam")
+
+    def _attribute(self, res: GenerationResult, found: Retrieval, tokens: KBTokens, mode: str) -> GenerationResult:
+        """Record which triples the answer read (best first) and their attention scores."""
+        res.triples = tuple(s.triple for s in found.top)
+        res.scores = torch.tensor([s.score for s in found.top])
+        res.null_score = found.null
         res.kb_version = tokens.version
-        res.mode = "kblam"
+        res.mode = mode
         return res
+
+    def is_kb_turn(self, found: Retrieval) -> bool:
+        """Whether a turn the KB cannot answer is still about the KB (refuse) or not (greetings,
+        tasks: the backbone answers them under ``non_kb_turns="answer"``): its best key agreement."""
+        return bool(found.agreement) and max(found.agreement) >= self.config.kb_turn_agreement
+
+    def _not_in_kb(self, messages, tokens, found: Retrieval, mode: str, kwargs) -> GenerationResult:
+        """The refusal sentence for a KB question the KB cannot answer; other turns go to the
+        backbone without the KB when ``config.non_kb_turns == "answer"``."""
+        if self.config.non_kb_turns == "answer" and not self.is_kb_turn(found):
+            res = self._generate(messages, None, use_kb_tokens=False, **kwargs)
+            res.kb_version, res.mode, res.null_score = tokens.version, mode, found.null
+            return res
+        return self._refusal_result(found.top, found.null, tokens, mode, kwargs.get("streamer"))
 
     def _generate_grounded(self, messages, tokens, *, k, **kwargs) -> GenerationResult:
         if tokens is None or len(tokens) == 0:
             res = self._generate(messages, None, **kwargs)
             res.mode = "grounded"
             return res
-        top, null, refuse = self._retrieve(messages, tokens, k=k, rerank=self.config.grounded_rerank)
-        if top and refuse:
-            return self._refusal_result(top, null, tokens, "grounded", kwargs.get("streamer"))
+        found = self._retrieve(messages, tokens, k=k, rerank=self.config.grounded_rerank)
+        if found.refuse or not found.top:
+            return self._not_in_kb(messages, tokens, found, "grounded", kwargs)
+        facts = [s.triple for s in found.top]
         grounded = [dict(m) for m in messages]
         last_user = max(i for i, m in enumerate(grounded) if m["role"] == "user") if any(
             m["role"] == "user" for m in grounded) else len(grounded) - 1
-        grounded[last_user]["content"] = grounding_prompt(grounded[last_user]["content"], [s.triple for s in top])
-        prefix = fact_start(top[0].triple) if self.config.grounded_answer_prefix else None
-        end: list[str] = []
-        if prefix:
-            # the answer continues the first fact's line; a small backbone would then go on
-            # reciting the other facts, one per line, or elaborate past the copied value
-            # (", a Danish entrepreneur who ..."): the answer ends with the value
-            kwargs["stop"] = [*(kwargs.get("stop") or []), "\n"]
-            end = [top[0].triple.value.rstrip(".")]
-        res = self._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, end=end, **kwargs)
-        res.triples = tuple(s.triple for s in top)
-        res.scores = torch.tensor([s.score for s in top])
-        res.null_score = null
-        res.kb_version = tokens.version
-        res.mode = "grounded"
-        return res
+        grounded[last_user]["content"] = grounding_prompt(grounded[last_user]["content"], facts)
+        if not self.config.grounded_answer_prefix:
+            res = self._generate(grounded, None, use_kb_tokens=False, **kwargs)
+            return self._attribute(res, found, tokens, "grounded")
+        # The answer writes each asked fact's sentence in turn: it starts with the fact's opening
+        # words ("The founder of X is"), the backbone copies the value, and it ends with the value
+        # (a small backbone would otherwise recite the other facts or elaborate past the value).
+        stop = [*(kwargs.pop("stop", None) or []), "\n"]
+        answer, streamed, completion = "", 0, 0
+        for fact in facts:
+            prefix = f"{answer} {fact_start(fact)}".strip()
+            res = self._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, stop=stop,
+                                 end=[fact.value.rstrip(".")], prefix_streamed=streamed, **kwargs)
+            completion += res.completion_tokens
+            streamed = len(res.text)
+            answer = res.text if res.text.endswith(".") else f"{res.text}."
+        res.text = answer if len(facts) > 1 else res.text
+        res.completion_tokens = completion
+        return self._attribute(res, found, tokens, "grounded")

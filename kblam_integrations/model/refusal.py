@@ -73,9 +73,12 @@ def top_triples(layer_probs: torch.Tensor, k: int = AGREEMENT_TOP_K) -> torch.Te
 
 
 def key_agreement(question_emb: torch.Tensor, key_emb: torch.Tensor) -> torch.Tensor:
-    """Cosines ``[B, k]`` between questions ``[B, E]`` and their top triples' key embeddings ``[B, k, E]``."""
+    """Cosines ``[B, k]`` between questions ``[B, E]`` (or one text per candidate, ``[B, k, E]``)
+    and their top triples' key embeddings ``[B, k, E]``."""
     q = torch.nn.functional.normalize(question_emb.float(), dim=-1)
     keys = torch.nn.functional.normalize(key_emb.float(), dim=-1)
+    if q.dim() == 3:
+        return (q * keys).sum(-1)
     return torch.einsum("be,bke->bk", q, keys)
 
 

@@ -209,8 +209,8 @@ def evaluate_dialogues(model, triples: list[Triple], dialogues: list[Dialogue], 
                 continue
             msgs = d.messages(j)
             if answer is None and not generate:  # retrieval and the refusal rule only
-                top_k, _, refused = model._retrieve(msgs, tokens, 1, rerank=model.config.grounded_rerank)
-                text, top = "", top_k[0].triple if top_k else None
+                found = model._retrieve(msgs, tokens, 1, rerank=model.config.grounded_rerank)
+                text, refused, top = "", found.refuse, found.top[0].triple if found.top else None
             elif answer is None:
                 res = model.generate(msgs, kb=tokens, mode=mode, max_new_tokens=max_new_tokens)
                 text, refused = res.text, is_refusal(res.text)

@@ -60,6 +60,22 @@ def answer_is_correct(expected: str, answer: str) -> bool:
     return len(value.split()) >= ROUGE_MIN_WORDS and rouge_l_recall(expected, answer) >= ROUGE_L_RECALL
 
 
+def is_degenerate(answer: str, *, min_distinct: float = 0.6, max_run: int = 3) -> bool:
+    """Whether an answer loops: a word repeated more than ``max_run`` times in a row
+    ("non-of-of-of-of"), or, for answers of 8+ words, a share of distinct word bigrams
+    (distinct-2) below ``min_distinct``."""
+    words = re.findall(r"\w+", answer.lower())
+    run = 1
+    for a, b in zip(words, words[1:]):
+        run = run + 1 if a == b else 1
+        if run > max_run:
+            return True
+    if len(words) < 8:
+        return False
+    bigrams = list(zip(words, words[1:]))
+    return len(set(bigrams)) / len(bigrams) < min_distinct
+
+
 def is_refusal(answer: str) -> bool:
     low = answer.lower()
     return any(m in low for m in REFUSAL_MARKERS)
