@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
@@ -123,6 +124,49 @@ def fill_kb(rng: random.Random, rows: set[int], kb_size: int, pool_size: int, ba
     return order
 
 
+def process_share(n: int) -> slice:
+    """This process's contiguous share of a batch of ``n`` that every process sampled alike
+    (same seed); the whole batch in a single process.
+
+    Data parallelism without a data loader: every process draws the same batch (and the
+    same KB) and works on its own rows, so N processes see exactly the batch one process
+    would, and the config's ``batch_size`` is the global batch whatever N is.
+    """
+    rank, world = _rank_and_world()
+    if n < world:
+        raise ValueError(f"a batch of {n} cannot be split over {world} processes; raise batch_size")
+    return slice(rank * n // world, (rank + 1) * n // world)
+
+
+def sum_across_processes(params: Sequence[torch.Tensor], stats: torch.Tensor) -> torch.Tensor:
+    """Sum the gradients of ``params`` (in place) and ``stats`` over a data-parallel run's
+    processes in one all-reduce; returns the summed ``stats`` (unchanged in a single process).
+
+    Each process weights its loss by its share of the batch, so the sum is the full
+    batch's gradient. Done by hand rather than through DDP: the frozen backbone must not
+    be wrapped, and the trainable tensors are a few small matrices.
+    """
+    if _rank_and_world()[1] == 1:
+        return stats
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    device = grads[0].device if grads else stats.device
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + [stats.reshape(-1).float().to(device)])
+    dist.all_reduce(flat)
+    at = 0
+    for p, g in zip(params, grads):
+        summed = flat[at:at + g.numel()].view_as(g).to(g.dtype)
+        # no gradient in any process stays None (AdamW skips it, as in a single process)
+        p.grad = summed if p.grad is not None or summed.any() else None
+        at += g.numel()
+    return flat[at:].view_as(stats).to(stats.device)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class RetrievalSampler:
     """Draws (questions, KB) batches with hard negatives from a pool of triples and questions."""
 
@@ -166,7 +210,12 @@ def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torc
                           warmup_ratio: float = 0.05, weight_decay: float = 0.0, seed: int = 0,
                           objective: str = "per_head",
                           on_step: Callable[[int, float, float, int], None] | None = None) -> None:
-    """Optimise query heads, key adapter and null key on cached features (AdamW, warm-up + cosine)."""
+    """Optimise query heads, key adapter and null key on cached features (AdamW, warm-up + cosine).
+
+    In a data-parallel run each process takes its share of every batch and the gradients
+    are summed (:func:`process_share`, :func:`sum_across_processes`): the same updates as
+    one process on the whole ``batch_size``.
+    """
     layers = model.config.score_layers
     heads = StandardisedQueryHeads(model, layers, sampler.features)
     params = [heads.weight, model.adapters.key.weight]
@@ -182,14 +231,17 @@ def train_retrieval_phase(model, sampler: RetrievalSampler, key_embeddings: torc
     for step in range(steps):
         kb_size = rng.choice(list(kb_sizes))
         batch = sampler.sample(rng, batch_size, kb_size, refusal_fraction)
-        logits = retrieval_logits(model, heads(batch.features), key_embeddings[batch.rows], layers)
-        loss, acc = retrieval_loss(logits, batch.targets, objective)
+        part = process_share(batch_size)  # every process drew the same batch: take this one's rows
+        share = (part.stop - part.start) / batch_size
+        logits = retrieval_logits(model, heads(batch.features[part]), key_embeddings[batch.rows], layers)
+        loss, acc = retrieval_loss(logits, batch.targets[part], objective)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * share).backward()
+        loss, acc = sum_across_processes(params, torch.tensor([loss.item() * share, acc * share])).tolist()
         opt.step()
         sched.step()
         if on_step is not None:
-            on_step(step + 1, loss.item(), acc, kb_size)
+            on_step(step + 1, loss, acc, kb_size)
     heads.fold_into(model)
 
 

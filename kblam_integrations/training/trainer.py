@@ -10,8 +10,13 @@ answer. Training runs in phases (see :class:`Phase`): a cheap retrieval phase
 key adapter) and a joint phase (LM + auxiliary loss, all trainable parts), with a
 curriculum over KB size.
 
-Runs through HF ``accelerate``: ``kblam train cfg.json`` on a CPU, ``accelerate launch``
-on several GPUs.
+Runs through HF ``accelerate``: ``kblam train cfg.json`` in one process, ``accelerate
+launch --multi_gpu --num_processes N -m kblam_integrations.cli train cfg.json`` data-parallel
+over N GPUs, or over N CPU processes (gloo) on a machine without a GPU. Every process draws
+the same batch and takes its share of the rows; the gradients of the trained parts are
+summed across processes (the frozen backbone is never wrapped in DDP), so N processes make
+the same updates as one process on the whole ``batch_size``. Only the main process writes
+checkpoints, caches and logs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..attention.context import use_kb
 from ..encoding.manager import KBTokens
 from ..errors import ConfigError
 from ..kb.triple import Triple
+from .retrieval_phase import process_share, sum_across_processes
 from .tensor_cache import cached_tensors
 
 
@@ -41,6 +47,7 @@ class Phase:
 
     ``lm_weight`` 0 means prompt-only forward passes (no answer tokens) and hidden
     states detached before the KB query heads: the backbone is never back-propagated.
+    ``batch_size`` is the global batch: in a multi-process run each process takes its share.
     ``cached`` runs the phase on cached query features instead (see
     :mod:`.retrieval_phase`: retrieval loss only, hard-negative KBs, ~100x faster per
     step); on resume a cached phase that did not finish restarts from its beginning.
@@ -217,11 +224,13 @@ def _tokenize(model, items, with_answers: bool, max_answer_tokens: int):
     return ids, mask, labels, pred
 
 
-def aux_retrieval_loss(records, layers, targets, pred, n_triples: int):
+def aux_retrieval_loss(records, layers, targets, pred, n_triples: int, positions: int | None = None):
     """Cross-entropy of KB attention logits towards the asked triples (or the null token).
 
     ``records[layer].logits``: ``[B, H, T, N+1]`` (last column = null token).
     ``targets``: per example a list of triple columns (empty -> null).
+    ``positions``: the number of answer-predicting positions the mean is over (default: those
+    in ``pred``; a process's share of a batch passes the whole batch's, so shares sum up).
     Returns (loss, top-1 accuracy at the last prompt position).
     """
     b = len(targets)
@@ -239,7 +248,8 @@ def aux_retrieval_loss(records, layers, targets, pred, n_triples: int):
         logp = F.log_softmax(logits.float(), dim=-1)
         ce = -(logp * dist_l[:, None, None, :]).sum(-1)  # [B,H,T]
         w = pred.to(logits.device)[:, None, :].float()
-        losses.append((ce * w).sum() / (w.sum() * logits.shape[1]).clamp_min(1))
+        n = w.sum() if positions is None else torch.tensor(float(positions))
+        losses.append((ce * w).sum() / (n * logits.shape[1]).clamp_min(1))
         probs_last = logp.exp()[torch.arange(b), :, first_pos.to(logits.device)].mean(1)  # [B,N+1]
         correct += (dist_l.gather(1, probs_last.argmax(-1, keepdim=True)).squeeze(1) > 0).float().mean().item()
     return torch.stack(losses).mean(), correct / max(len(layers), 1)
@@ -251,16 +261,26 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     Resuming restores the trained weights, the step and the learning-rate schedule; the
     AdamW moments restart (they would need pickle to save, which this project avoids).
     """
+    from datetime import timedelta
+
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, set_seed
     from tqdm.auto import tqdm
 
     from ..model.kblam_model import KBLaMModel
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum, cpu=not _has_accelerator_device(),
+        # each step's batch is split over the processes: the LR schedule steps once per step, not N times
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        # other processes wait while rank 0 computes the feature caches (minutes on a CPU)
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=6))])
+    _check_processes_joined(accelerator)
+    main = accelerator.is_main_process
+    if main:
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     set_seed(cfg.seed)
     overrides = {"retrieval_layers": cfg.retrieval_layers} if cfg.retrieval_layers else {}
     model = KBLaMModel.from_backbone(cfg.backbone, cfg.encoder, **overrides)
@@ -274,9 +294,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     for p in params:
         p.requires_grad_(True)
     model.to(accelerator.device)
-    log_f = open(out / "train_log.jsonl", "a")
-    bar = tqdm(total=cfg.total_steps, initial=step, disable=not progress or not accelerator.is_main_process,
-               desc="kblam train")
+    log_f = open(out / "train_log.jsonl", "a") if main else None  # logging: main process only
+    bar = tqdm(total=cfg.total_steps, initial=step, disable=not progress or not main, desc="kblam train")
     running_acc, running_loss = None, None
     start_time, start_step = time.time(), step
     phase_start = 0
@@ -295,6 +314,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
             list(model.kb_queries.parameters()) + [model.adapters.key.weight]
             + ([model.adapters.null_key] if model.adapters.use_null_token else []))
         opt = torch.optim.AdamW(trainable, lr=phase.lr, weight_decay=cfg.weight_decay)
+        # a cached phase leaves its last gradients behind: they must not enter this phase's first step
+        opt.zero_grad(set_to_none=True)
         warm = max(1, int(cfg.warmup_ratio * phase.steps))
 
         def lr_lambda(s: int, warm=warm, total=phase.steps) -> float:
@@ -313,7 +334,13 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
             items, rows = data.batch(rng, phase.batch_size, kb_size, cfg.refusal_fraction)
             with_answers = phase.lm_weight > 0
             ids, mask, labels, pred = _tokenize(model, items, with_answers, cfg.max_answer_tokens)
-            ids, mask, labels = ids.to(accelerator.device), mask.to(accelerator.device), labels.to(accelerator.device)
+            # every process drew the same batch; losses are normalised by the whole batch's counts
+            n_pred, n_answer = int(pred.sum()), int((labels[:, 1:] != -100).sum())
+            part = process_share(len(items))
+            share = (part.stop - part.start) / len(items)
+            width = int(mask[part].sum(1).max())  # drop padding columns no row of this share needs
+            items, pred = items[part], pred[part, :width]
+            ids, mask, labels = (t[part, :width].to(accelerator.device) for t in (ids, mask, labels))
             idx = torch.tensor(rows)
             with accelerator.accumulate(model):
                 keys, values = model.adapters(data.key_emb[idx].to(accelerator.device),
@@ -325,7 +352,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
                 with use_kb(ctx), torch.set_grad_enabled(with_answers):
                     hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 aux, acc = aux_retrieval_loss(ctx.records, model.config.score_layers, [r for _, _, r in items], pred,
-                                              len(rows))
+                                              len(rows), positions=n_pred)
                 loss = phase.aux_weight * aux
                 lm = torch.tensor(0.0)
                 if with_answers:
@@ -333,25 +360,26 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
                     target = labels[:, 1:]
                     sel = target != -100
                     logits = model.backbone.lm_head(hidden[:, :-1][sel]).float()
-                    lm = F.cross_entropy(logits, target[sel])
+                    lm = F.cross_entropy(logits, target[sel], reduction="sum") / max(n_answer, 1)
                     loss = loss + phase.lm_weight * lm
                 accelerator.backward(loss)
-                if accelerator.num_processes > 1:  # the backbone is not DDP-wrapped: sync KBLaM grads by hand
-                    for p in trainable:
-                        if p.grad is not None:
-                            p.grad = accelerator.reduce(p.grad, reduction="mean")
+                # the backbone is not DDP-wrapped: sum the trained parts' gradients by hand, once they are
+                # accumulated (an earlier sum would be counted again), and the logged stats every step
+                stats = torch.tensor([loss.item(), aux.item(), lm.item(), acc * share], device=accelerator.device)
+                loss, aux, lm, acc = sum_across_processes(trainable if accelerator.sync_gradients else [],
+                                                          stats).tolist()
                 opt.step()
                 sched.step()
                 opt.zero_grad()
             step += 1
             running_acc = acc if running_acc is None else 0.95 * running_acc + 0.05 * acc
-            running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
+            running_loss = loss if running_loss is None else 0.95 * running_loss + 0.05 * loss
             bar.update(1)
             bar.set_postfix(phase=phase.name, loss=f"{running_loss:.3f}", acc=f"{running_acc:.2f}", kb=kb_size)
-            if step % cfg.log_every == 0:
+            if step % cfg.log_every == 0 and main:
                 rate = (step - start_step) / max(1e-9, time.time() - start_time)
-                log_f.write(json.dumps({"step": step, "phase": phase.name, "kb_size": kb_size, "loss": loss.item(),
-                                        "aux": aux.item(), "lm": lm.item(), "retrieval_acc": acc,
+                log_f.write(json.dumps({"step": step, "phase": phase.name, "kb_size": kb_size, "loss": loss,
+                                        "aux": aux, "lm": lm, "retrieval_acc": acc,
                                         "running_acc": running_acc, "steps_per_s": rate,
                                         "lr": sched.get_last_lr()[0]}) + "\n")
                 log_f.flush()
@@ -359,12 +387,30 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
                 _checkpoint(accelerator, model, out, step)
         phase_start = phase_end
     bar.close()
-    log_f.close()
+    if log_f is not None:
+        log_f.close()
     # values are only trained by an in-loop phase with the LM loss; without one, pure mode must not inject them
     model.config.inject_values = any(p.lm_weight > 0 and not p.cached for p in cfg.phases)
-    if accelerator.is_main_process:
+    if main:
         accelerator.unwrap_model(model).save_pretrained(out / "final")
+    accelerator.wait_for_everyone()  # every process returns a directory that holds the weights
     return out / "final"
+
+
+def _has_accelerator_device() -> bool:
+    """A GPU (or other torch accelerator) is present. Without one the trainer asks accelerate
+    for the CPU explicitly: only then does a multi-process launch join one gloo group
+    instead of running N unrelated copies of the same training."""
+    acc = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return acc.is_available() if acc is not None else torch.cuda.is_available()
+
+
+def _check_processes_joined(accelerator) -> None:
+    """A launcher started several processes but accelerate did not join them: each would train
+    alone on the whole data and they would overwrite each other's checkpoints."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes != launched:
+        raise ConfigError(f"{launched} processes were launched but accelerate joined {accelerator.num_processes}")
 
 
 def pool_query_features(cfg: TrainConfig, model, data: TrainingData, out: Path) -> torch.Tensor:
@@ -420,7 +466,7 @@ def _run_cached_phase(cfg: TrainConfig, phase: Phase, model, data: TrainingData,
         running = acc if running is None else 0.98 * running + 0.02 * acc
         bar.update(1)
         bar.set_postfix(phase=phase.name, loss=f"{loss:.3f}", acc=f"{running:.2f}", kb=kb_size)
-        if s % cfg.log_every == 0:
+        if s % cfg.log_every == 0 and log_f is not None:
             log_f.write(json.dumps({"step": phase_start + s, "phase": phase.name, "kb_size": kb_size, "loss": loss,
                                     "aux": loss, "lm": 0.0, "retrieval_acc": acc, "running_acc": running,
                                     "steps_per_s": s / max(1e-9, time.time() - start)}) + "\n")
@@ -440,5 +486,5 @@ def _checkpoint(accelerator, model, out: Path, step: int) -> None:
     ck = out / "checkpoint"
     accelerator.unwrap_model(model).save_pretrained(ck, dtype=torch.float32)
     tmp = ck / ".trainer_state.tmp"
-    tmp.write_text(json.dumps({"step": step}))
+    tmp.write_text(json.dumps({"step": step, "processes": accelerator.num_processes}))
     os.replace(tmp, ck / "trainer_state.json")
