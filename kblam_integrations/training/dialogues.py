@@ -214,7 +214,9 @@ def evaluate_dialogues(model, triples: list[Triple], dialogues: list[Dialogue], 
             elif answer is None:
                 res = model.generate(msgs, kb=tokens, mode=mode, max_new_tokens=max_new_tokens)
                 text, refused = res.text, is_refusal(res.text)
-                top = res.top_k(1)[0].triple if res.top_k(1) else None
+                # the triples an answer read, best first (all of the KB's when they were all attended)
+                top = res.triples[0] if 0 < len(res.triples) < len(kb) else (
+                    res.top_k(1)[0].triple if res.top_k(1) else None)
             else:
                 text, refused, top = answer(msgs, kb)
             rec = {"kind": turn.kind, "user": turn.user, "expected": turn.values, "answer": text, "refused": refused,

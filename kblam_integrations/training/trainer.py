@@ -391,6 +391,9 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
         log_f.close()
     # values are only trained by an in-loop phase with the LM loss; without one, pure mode must not inject them
     model.config.inject_values = any(p.lm_weight > 0 and not p.cached for p in cfg.phases)
+    # an LM phase trained the value adapter: pure mode reads it; otherwise pure mode reads the
+    # selected triples' own backbone states (attention/value_blocks.py), which need no training
+    model.config.value_source = "adapter" if model.config.inject_values else "states"
     if main:
         accelerator.unwrap_model(model).save_pretrained(out / "final")
     accelerator.wait_for_everyone()  # every process returns a directory that holds the weights
