@@ -469,8 +469,11 @@ def run_family(model, name: str, methods: list[str], sources: list[tuple[str, li
             for source, triples, questions in sources:
                 offset = {m: len(fam.log[m]) for m in methods}
                 size = kb_size if kb_size is not None else len(triples)
+                t_src = time.perf_counter()
                 metrics, records = evaluate(fam, triples, questions, kb_size=size, seed=seed,
                                             max_new_tokens=max_new_tokens, return_records=True)
+                progress(f"KB {size}: {'+'.join(methods)} on {source} ({len(questions)} questions, "
+                         f"{len(fam.prep)} KBs so far): {time.perf_counter() - t_src:.0f} s")
                 for m in methods:
                     per_source[m].append((source, questions, records, fam.log[m][offset[m]:]))
                 # evaluate()'s own verdicts of the family's first method must agree with ours
@@ -516,7 +519,11 @@ def job_rows(job: dict) -> list[dict]:
     load_s = time.perf_counter() - t0
     fams = families_for(job["methods"])
     texts = {name.split("-", 1)[1] for name, _ in fams if name.startswith("rag-")}
+    progress(f"{job['dataset']} {job['size']}: model loaded and warm in {load_s:.0f} s")
     thresholds = calibrate(model, texts, Path(job.get("dev_file") or DEV_FILE)) if texts else {}
+    if thresholds:
+        progress("RAG refusal thresholds: " + ", ".join(f"{k} {v['min_cosine']:.3f} ({v['seconds']:.0f} s)"
+                                                      for k, v in thresholds.items()))
     if job["dataset"] == "real":
         kb, questions, missed = real_case()
         sources = [("real_corpus_questions", kb, questions)]
@@ -552,11 +559,17 @@ def git_commit() -> dict:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(status)}
 
 
+def _shown(path) -> str:
+    """A path relative to the checkout where it lies inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(C.ROOT)) if p.is_relative_to(C.ROOT) else str(p)
+
+
 def plan_jobs(args, run_id: str) -> list[dict]:
     common = {"methods": args.methods, "threads": args.threads, "weights": args.weights, "seed": args.seed,
-              "max_new_tokens": args.max_new_tokens, "files": [str(f) for f in args.questions_file],
+              "max_new_tokens": args.max_new_tokens, "files": [str(Path(f).resolve()) for f in args.questions_file],
               "max_questions": args.max_questions, "icl_questions": args.icl_questions, "run_id": run_id,
-              "dev_file": str(args.dev_file)}
+              "dev_file": str(Path(args.dev_file).resolve())}
     jobs = []
     if "synthetic" in args.datasets:
         jobs += [{**common, "dataset": "synthetic", "size": s} for s in sorted(args.sizes)]
@@ -566,9 +579,19 @@ def plan_jobs(args, run_id: str) -> list[dict]:
 
 
 def run_job(job: dict, isolate: bool = True) -> list[dict]:
+    """One job in a fresh subprocess (its progress lines go to this process's stderr)."""
     if not isolate:
         return job_rows(job)
-    return C.run_subprocess(SCRIPT, ["--worker", json.dumps(job)])["rows"]
+    cmd = [sys.executable, str(SCRIPT), "--worker", json.dumps(job)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=str(C.ROOT))
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(C.RESULT_PREFIX):
+            return json.loads(line[len(C.RESULT_PREFIX):])["rows"]
+    raise RuntimeError(f"measurement subprocess failed (exit {proc.returncode}), see its stderr above")
+
+
+def progress(msg: str) -> None:
+    print(f"    {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -606,8 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"run_id": run_id, "command": " ".join(["python benchmarks/compare.py", *argv]),
             "machine": C.machine_info(), "threads": args.threads, "git": git_commit(),
             "started": time.strftime("%Y-%m-%d %H:%M"), "loadavg_start": _loadavg(),
-            "questions_files": [str(Path(f).relative_to(C.ROOT)) if Path(f).resolve().is_relative_to(C.ROOT)
-                                else str(f) for f in args.questions_file],
+            "questions_files": [_shown(f) for f in args.questions_file],
             "max_questions": args.max_questions, "icl_questions": args.icl_questions,
             "dev_file": str(args.dev_file.name), "max_new_tokens": args.max_new_tokens, "seed": args.seed,
             "methods": args.methods, "sizes": sorted(args.sizes), "datasets": args.datasets}
