@@ -452,7 +452,7 @@ def run_family(model, name: str, methods: list[str], sources: list[tuple[str, li
     gc.collect()
     base = C.rss_mb()
     C.reset_peak()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if name == "kblam":
         fam = KBLaMFamily(model, methods, max_new_tokens)
     elif name.startswith("rag-"):
@@ -494,7 +494,7 @@ def run_family(model, name: str, methods: list[str], sources: list[tuple[str, li
             row.update(score(m, per_source[m]))
             row.update(prep_s=statistics.median(fam.prep) if fam.prep else None, n_kbs=len(fam.prep),
                        peak_rss_mb=peak, added_rss_mb=peak - base,
-                       family_seconds=time.perf_counter() - t0)
+                       family_seconds=time.perf_counter() - t0, family_cpu_s=time.process_time() - cpu0)
         else:
             row.update(note=note, answer_accuracy=None, ttft_s=None)
         if name.startswith("rag-"):
@@ -545,6 +545,8 @@ def job_rows(job: dict) -> list[dict]:
                        small_sample=(row.get("answerable") or 0) < MIN_ANSWERABLE,
                        unresolved_targets=missed, calibration=thresholds or None)
             rows.append(row)
+    for row in rows:  # CPU seconds of the whole worker (load, calibration, every family): for planning
+        row["worker_cpu_s"] = time.process_time()
     return rows
 
 
