@@ -11,7 +11,9 @@
     chain = ChatPromptTemplate.from_messages([("human", "{question}")]) | KBLaMLLM(kb=kb) | StrOutputParser()
     chain.invoke({"question": "Who founded Veltrano Dynamics?"})
 
-No retrieval chain and no KB in the prompt: every triple is a knowledge token the
+The default ``mode="grounded"`` lets KB attention pick the triple and puts its sentence in
+the prompt (``mode="kblam"``: knowledge tokens only, no KB text in the prompt; its value
+path is untrained in the shipped weights). Either way every triple is a knowledge token the
 frozen backbone attends to. ``response_metadata["kb_attention"]`` lists the triples
 the answer attended to most. The KB is live: changes made through the
 ``KnowledgeBase`` (or its ``KBManager``) are seen by the next call, and only changed

@@ -12,8 +12,10 @@
     response = engine.query("Who founded Veltrano Dynamics?")
     response.source_nodes                             # the attended triples, with scores
 
-There is no retriever and no index: the triples are knowledge tokens the frozen backbone
-attends to, and the source nodes are the triples that received the most attention.
+Both default to ``mode="grounded"`` (KB attention picks the triple, its sentence goes in the
+prompt; ``mode="kblam"`` for knowledge tokens only). There is no index: the triples are
+knowledge tokens the frozen backbone attends to, and the source nodes are the triples that
+received the most attention (``KBLaMLlamaIndexRetriever`` exposes that ranking as a retriever).
 """
 
 from __future__ import annotations
