@@ -461,7 +461,7 @@ def test_rag_chain_and_kblam_answer_the_same_question():
     assert isinstance(rag_answer, str) and rag_answer
 
     # KBLaM: no retriever, no facts in the prompt; the same KB as knowledge tokens
-    llm = KBLaMLLM(kb=kb, max_new_tokens=12, top_k_attention=len(kb))
+    llm = KBLaMLLM(kb=kb, mode="kblam", max_new_tokens=12, top_k_attention=len(kb))
     kblam = ChatPromptTemplate.from_messages([("human", "{question}")]) | llm
     msg = kblam.invoke({"question": QUESTION})
     assert isinstance(msg.content, str) and msg.content

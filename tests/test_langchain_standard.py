@@ -95,17 +95,11 @@ class TestKBLaMLLMUnit(_Declared, ChatModelUnitTests):
     def chat_model_params(self) -> dict:
         return {"kb": KB}
 
+    @pytest.mark.xfail(reason="the suite loads with allowed_objects='all', which admits only the classes in "
+                              "langchain-core's own mapping, so no third-party chat model can pass it; "
+                              "tests/test_plumbing.py checks dumpd/loads with KBLaMLLM allowed by name")
     def test_serdes(self, model: KBLaMLLM, snapshot) -> None:
-        """The suite's own test, except that ``load`` is told to allow KBLaMLLM: the suite passes
-        ``allowed_objects="all"``, which admits only the classes in langchain-core's own mapping,
-        so no third-party chat model can pass it as written."""
-        from langchain_core.load import dumpd, load
-
-        ser = dumpd(model)
-        assert ser == snapshot(name="serialized")
-        loaded = load(ser, valid_namespaces=["kblam_integrations"], allowed_objects=[KBLaMLLM])
-        assert model.dict() == loaded.dict()
-        assert loaded.knowledge_base.snapshot()[1] == model.knowledge_base.snapshot()[1]
+        super().test_serdes(model, snapshot)
 
 
 @pytest.mark.slow

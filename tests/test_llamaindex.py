@@ -108,11 +108,11 @@ def test_query_engine_sources_are_the_attended_triples(tiny):
     # live: the next query sees a new triple without rebuilding the engine
     kb.add("Ada Lovelace", "born in", "London")
     again = KBLaMQueryEngine(llm=engine.llm, top_k_attention=10).query(QUESTION)
-    assert "the born in of Ada Lovelace is London" in {s.node.text for s in again.source_nodes}
+    assert "Ada Lovelace was born in London." in {s.node.text for s in again.source_nodes}
     assert again.metadata["kb_size"] == 4
     # retrieval only, and async
     top = engine.retrieve(QueryBundle(QUESTION))
-    assert len(top) == 3 and all(s.node.text in texts | {"the born in of Ada Lovelace is London"} for s in top)
+    assert len(top) == 3 and all(s.node.text in texts | {"Ada Lovelace was born in London."} for s in top)
     assert asyncio.run(engine.aquery(QUESTION)).metadata["kb_size"] == 4
 
 
@@ -177,7 +177,7 @@ def test_bad_inputs_are_typed_errors(counting_loader, tmp_path):
 @pytest.mark.slow
 def test_real_query_engine_end_to_end():
     kb = KnowledgeBase(TRIPLES)
-    engine = KBLaMQueryEngine(kb=kb, max_new_tokens=12, top_k_attention=3)
+    engine = KBLaMQueryEngine(kb=kb, mode="kblam", max_new_tokens=12, top_k_attention=3)
     response = engine.query(QUESTION)
     assert isinstance(response.response, str) and response.response
     sources = [(s.node.metadata["name"], s.node.metadata["property"], s.node.metadata["value"])
@@ -194,7 +194,7 @@ def test_real_from_documents_through_the_spacy_reader(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("Veltrano Dynamics was founded by Marisol Okonkwo in 2011.\n\n"
                      "The company is headquartered in Port Alvessa.\n")
-    engine = KBLaMQueryEngine.from_documents([notes], max_new_tokens=8, top_k_attention=10)
+    engine = KBLaMQueryEngine.from_documents([notes], mode="kblam", max_new_tokens=8, top_k_attention=10)
     kb = engine.knowledge_base
     assert len(kb) >= 2 and any(t.name == "Veltrano Dynamics" for t in kb)
     assert all(t.extra.get("source") == str(notes) for t in kb)
