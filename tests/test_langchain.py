@@ -61,7 +61,7 @@ class TokenRecorder(BaseCallbackHandler):
 
 def test_invoke_returns_text_usage_and_attended_triples(tiny):
     kb = KnowledgeBase(TRIPLES)
-    llm = KBLaMLLM(kb=kb, kblam_model=tiny, max_new_tokens=6, top_k_attention=2)
+    llm = KBLaMLLM(kb=kb, kblam_model=tiny, mode="kblam", max_new_tokens=6, top_k_attention=2)
     msg = llm.invoke("Who founded Veltrano Dynamics?")
     assert isinstance(msg, AIMessage) and isinstance(msg.content, str)
     usage = msg.usage_metadata
@@ -79,14 +79,14 @@ def test_invoke_returns_text_usage_and_attended_triples(tiny):
 
 
 def test_no_kb_is_exactly_the_backbone(tiny):
-    llm = KBLaMLLM(kb=None, kblam_model=tiny, max_new_tokens=5)
+    llm = KBLaMLLM(kb=None, kblam_model=tiny, mode="kblam", max_new_tokens=5)
     msg = llm.invoke("Name a colour.")
     assert msg.content == tiny.generate("Name a colour.", kb=None, max_new_tokens=5).text
     assert msg.response_metadata["kb_attention"] == [] and msg.response_metadata["kb_version"] is None
 
 
 def test_stream_adds_up_to_invoke_and_reports_tokens_to_callbacks(tiny):
-    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=10)
+    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=10)
     text = llm.invoke("Hello").content
     recorder = TokenRecorder()
     chunks = list(llm.stream("Hello", config={"callbacks": [recorder]}))
@@ -100,14 +100,14 @@ def test_stream_adds_up_to_invoke_and_reports_tokens_to_callbacks(tiny):
     assert full.usage_metadata["output_tokens"] > 0
     assert full.response_metadata["kb_size"] == 3 and len(full.response_metadata["kb_attention"]) == 3
     # streaming=True routes invoke through the token stream as well
-    streaming = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=10, streaming=True)
+    streaming = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=10, streaming=True)
     recorder2 = TokenRecorder()
     assert streaming.invoke("Hello", config={"callbacks": [recorder2]}).content == text
     assert "".join(recorder2.tokens) == text
 
 
 def test_stop_strings_cut_invoke_and_stream_alike(tiny):
-    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=12)
+    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=12)
     full = llm.invoke("Tell me something").content
     assert len(full) >= 6
     stop = full[4:6]
@@ -115,12 +115,12 @@ def test_stop_strings_cut_invoke_and_stream_alike(tiny):
     assert stop not in cut and full.startswith(cut)
     streamed = "".join(c.content for c in llm.stream("Tell me something", stop=[stop]))
     assert streamed == cut
-    preset = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=12, stop=[stop])
+    preset = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=12, stop=[stop])
     assert preset.invoke("Tell me something").content == cut
 
 
 def test_batch_async_and_lcel(tiny):
-    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=4)
+    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=4)
     out = llm.batch(["Hello", "Hey"])
     assert len(out) == 2 and all(isinstance(m, AIMessage) for m in out)
     assert out[0].content == llm.invoke("Hello").content
@@ -148,20 +148,20 @@ def test_messages_go_through_the_chat_template(tiny, monkeypatch):
         return original(self, prompt_or_messages, *args, **kwargs)
 
     monkeypatch.setattr(type(tiny), "generate", spy)
-    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=2)
+    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=2)
     llm.invoke([SystemMessage("sys"), HumanMessage("q1"), AIMessage("a1"), HumanMessage("q2"),
                 HumanMessage([{"type": "text", "text": "q3"}], name="someone")])
     assert seen[-1] == [{"role": "system", "content": "sys"}, {"role": "user", "content": "q1"},
                         {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2\n\nq3"}]
     llm.invoke("hi")  # no system message: the model's default system prompt
     assert seen[-1] == [{"role": "system", "content": tiny.config.system_prompt}, {"role": "user", "content": "hi"}]
-    KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=2, system_prompt="Answer in French.").invoke("hi")
+    KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=2, system_prompt="Answer in French.").invoke("hi")
     assert seen[-1][0] == {"role": "system", "content": "Answer in French."}
 
 
 def test_kb_is_live_and_only_changes_are_reencoded(tiny):
     kb = KnowledgeBase(TRIPLES)
-    llm = KBLaMLLM(kb=kb, kblam_model=tiny, max_new_tokens=2, top_k_attention=10)
+    llm = KBLaMLLM(kb=kb, kblam_model=tiny, mode="kblam", max_new_tokens=2, top_k_attention=10)
     enc = tiny.encoder
 
     def seen_triples():
@@ -186,7 +186,7 @@ def test_kb_is_live_and_only_changes_are_reencoded(tiny):
 
 def test_kb_manager_input_is_live(tiny):
     manager = tiny.kb_manager(KnowledgeBase(TRIPLES))
-    llm = KBLaMLLM(kb=manager, kblam_model=tiny, max_new_tokens=2, top_k_attention=10)
+    llm = KBLaMLLM(kb=manager, kblam_model=tiny, mode="kblam", max_new_tokens=2, top_k_attention=10)
     assert llm.kb_manager is manager
     assert llm.invoke("x").response_metadata["kb_size"] == 3
     manager.kb.add("Ada Lovelace", "born in", "London")
@@ -198,7 +198,7 @@ def test_concurrent_calls_while_the_kb_changes_see_consistent_snapshots(tiny):
     kb = KnowledgeBase(TRIPLES)
     history: dict[int, frozenset] = {kb.version: frozenset(t.id for t in kb)}
     kb.subscribe(lambda change: history.__setitem__(change.version, frozenset(t.id for t in kb.snapshot()[1])))
-    llm = KBLaMLLM(kb=kb, kblam_model=tiny, max_new_tokens=2, top_k_attention=100)
+    llm = KBLaMLLM(kb=kb, kblam_model=tiny, mode="kblam", max_new_tokens=2, top_k_attention=100)
     stop = threading.Event()
     errors: list[BaseException] = []
     results = []
@@ -330,7 +330,7 @@ def test_bad_settings_and_options_are_typed_errors(tiny):
         KBLaMLLM(kb=TRIPLES, kblam_model=tiny, backbone="smollm2")
     with pytest.raises(ConfigError):
         KBLaMLLM(kb=TRIPLES, kblam_model="not a model")
-    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=2)
+    llm = KBLaMLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=2)
     with pytest.raises(ConfigError, match="unknown"):
         llm.invoke("hi", max_new_token=3)
     with pytest.raises(ConfigError):
@@ -379,7 +379,7 @@ def test_saved_kb_files(tiny, tmp_path):
     kb = KnowledgeBase(TRIPLES)
     for name in ("kb.json", "kb.jsonl", "kb.graphml"):
         kb.save(tmp_path / name)
-        llm = KBLaMLLM(kb=str(tmp_path / name), kblam_model=tiny, max_new_tokens=2)
+        llm = KBLaMLLM(kb=str(tmp_path / name), kblam_model=tiny, mode="kblam", max_new_tokens=2)
         assert llm.invoke("x").response_metadata["kb_size"] == 3
         llm.knowledge_base.add("Ada Lovelace", "born in", "London")
         assert llm.invoke("x").response_metadata["kb_size"] == 4
@@ -391,7 +391,7 @@ def test_saved_kb_files(tiny, tmp_path):
 def test_encoded_kb_file_reloads_without_reencoding(tiny, tmp_path, caplog):
     path = tiny.kb_manager(KnowledgeBase(TRIPLES)).save(tmp_path / "kb.safetensors")
     before = tiny.encoder.triples_encoded
-    llm = KBLaMLLM(kb=path, kblam_model=tiny, max_new_tokens=2)
+    llm = KBLaMLLM(kb=path, kblam_model=tiny, mode="kblam", max_new_tokens=2)
     assert llm.invoke("x").response_metadata["kb_size"] == 3
     assert tiny.encoder.triples_encoded == before
     llm.knowledge_base.add("Ada Lovelace", "born in", "London")
@@ -461,7 +461,7 @@ def test_rag_chain_and_kblam_answer_the_same_question():
     assert isinstance(rag_answer, str) and rag_answer
 
     # KBLaM: no retriever, no facts in the prompt; the same KB as knowledge tokens
-    llm = KBLaMLLM(kb=kb, max_new_tokens=12, top_k_attention=len(kb))
+    llm = KBLaMLLM(kb=kb, mode="kblam", max_new_tokens=12, top_k_attention=len(kb))
     kblam = ChatPromptTemplate.from_messages([("human", "{question}")]) | llm
     msg = kblam.invoke({"question": QUESTION})
     assert isinstance(msg.content, str) and msg.content

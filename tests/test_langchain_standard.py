@@ -95,6 +95,12 @@ class TestKBLaMLLMUnit(_Declared, ChatModelUnitTests):
     def chat_model_params(self) -> dict:
         return {"kb": KB}
 
+    @pytest.mark.xfail(reason="the suite loads with allowed_objects='all', which admits only the classes in "
+                              "langchain-core's own mapping, so no third-party chat model can pass it; "
+                              "tests/test_plumbing.py checks dumpd/loads with KBLaMLLM allowed by name")
+    def test_serdes(self, model: KBLaMLLM, snapshot) -> None:
+        super().test_serdes(model, snapshot)
+
 
 @pytest.mark.slow
 @pytest.mark.asyncio

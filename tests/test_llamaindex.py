@@ -15,6 +15,7 @@ from kblam_integrations.errors import ConfigError, KBFormatError, KBValidationEr
 from kblam_integrations.integrations.langchain import KBLaMLLM
 from kblam_integrations.integrations.llamaindex import KBLaMLlamaIndexLLM, KBLaMQueryEngine
 from kblam_integrations.kb import KnowledgeBase, Triple
+from kblam_integrations.model.grounding import fact_sentence
 
 from .test_langchain import TRIPLES, counting_loader, tiny  # noqa: F401 - fixtures
 
@@ -23,7 +24,7 @@ QUESTION = "Who founded Veltrano Dynamics?"
 
 def test_complete_and_stream_complete(tiny):
     kb = KnowledgeBase(TRIPLES)
-    llm = KBLaMLlamaIndexLLM(kb=kb, kblam_model=tiny, max_new_tokens=6, top_k_attention=2)
+    llm = KBLaMLlamaIndexLLM(kb=kb, kblam_model=tiny, mode="kblam", max_new_tokens=6, top_k_attention=2)
     r = llm.complete(QUESTION)
     info = r.additional_kwargs
     assert isinstance(r.text, str) and info["kb_version"] == kb.version and info["kb_size"] == 3
@@ -44,7 +45,7 @@ def test_chat_uses_the_chat_template_and_streams(tiny, monkeypatch):
         return original(self, prompt_or_messages, *args, **kwargs)
 
     monkeypatch.setattr(type(tiny), "generate", spy)
-    llm = KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=4)
+    llm = KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=4)
     messages = [ChatMessage(role=MessageRole.SYSTEM, content="sys"), ChatMessage(role=MessageRole.USER, content="q1"),
                 ChatMessage(role=MessageRole.ASSISTANT, content="a1"),
                 ChatMessage(role=MessageRole.USER, blocks=[TextBlock(text="q"), TextBlock(text="2")])]
@@ -54,12 +55,12 @@ def test_chat_uses_the_chat_template_and_streams(tiny, monkeypatch):
     assert r.message.role == MessageRole.ASSISTANT and r.additional_kwargs["mode"] == "kblam"
     streamed = list(llm.stream_chat(messages))
     assert "".join(s.delta for s in streamed) == r.message.content == streamed[-1].message.content
-    KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=2, system_prompt="Be brief.").complete("hi")
+    KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=2, system_prompt="Be brief.").complete("hi")
     assert seen[-1][0] == {"role": "system", "content": "Be brief."}
 
 
 def test_async_variants(tiny):
-    llm = KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=4)
+    llm = KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=4)
     text = llm.complete("hi").text
     chat_text = llm.chat([ChatMessage(role="user", content="hi")]).message.content
 
@@ -74,7 +75,7 @@ def test_async_variants(tiny):
 
 
 def test_metadata_and_settings_llm(tiny):
-    llm = KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, max_new_tokens=3)
+    llm = KBLaMLlamaIndexLLM(kb=TRIPLES, kblam_model=tiny, mode="kblam", max_new_tokens=3)
     meta = llm.metadata
     assert meta.context_window == tiny.backbone.config.max_position_embeddings
     assert meta.num_output == 3 and meta.is_chat_model and not meta.is_function_calling_model
@@ -90,28 +91,28 @@ def test_metadata_and_settings_llm(tiny):
 
 def test_query_engine_sources_are_the_attended_triples(tiny):
     kb = KnowledgeBase(TRIPLES)
-    engine = KBLaMQueryEngine(kb=kb, kblam_model=tiny, max_new_tokens=4, top_k_attention=3)
+    engine = KBLaMQueryEngine(kb=kb, kblam_model=tiny, mode="kblam", max_new_tokens=4, top_k_attention=3)
     response = engine.query(QUESTION)
     assert isinstance(response, Response) and isinstance(response.response, str)
-    texts = {f"the {p} of {n} is {v}" for n, p, v in TRIPLES}
+    texts = {fact_sentence(Triple(*t)) for t in TRIPLES}  # "The founder of Veltrano Dynamics is Marisol Okonkwo."
     assert len(response.source_nodes) == 3
     scores = [s.score for s in response.source_nodes]
     assert scores == sorted(scores, reverse=True)
     for s in response.source_nodes:
         assert isinstance(s, NodeWithScore) and isinstance(s.node, TextNode)
         md = s.node.metadata
-        assert s.node.text in texts and s.node.text == f"the {md['property']} of {md['name']} is {md['value']}"
+        assert s.node.text in texts and s.node.text == fact_sentence(Triple(md["name"], md["property"], md["value"]))
         assert md["triple_id"] == Triple(md["name"], md["property"], md["value"]).id == s.node.node_id
         assert md["kb_version"] == kb.version
     assert response.metadata["kb_version"] == kb.version and response.metadata["kb_size"] == 3
     # live: the next query sees a new triple without rebuilding the engine
     kb.add("Ada Lovelace", "born in", "London")
     again = KBLaMQueryEngine(llm=engine.llm, top_k_attention=10).query(QUESTION)
-    assert "the born in of Ada Lovelace is London" in {s.node.text for s in again.source_nodes}
+    assert "Ada Lovelace was born in London." in {s.node.text for s in again.source_nodes}
     assert again.metadata["kb_size"] == 4
     # retrieval only, and async
     top = engine.retrieve(QueryBundle(QUESTION))
-    assert len(top) == 3 and all(s.node.text in texts | {"the born in of Ada Lovelace is London"} for s in top)
+    assert len(top) == 3 and all(s.node.text in texts | {"Ada Lovelace was born in London."} for s in top)
     assert asyncio.run(engine.aquery(QUESTION)).metadata["kb_size"] == 4
 
 
@@ -120,7 +121,7 @@ def test_from_documents_without_spacy(tiny, tmp_path):
                      metadata={"name": "Veltrano Dynamics", "property": "founder", "value": "Marisol Okonkwo",
                                "source": "notes.txt"})]
     engine = KBLaMQueryEngine.from_documents(
-        docs + [KnowledgeBase([TRIPLES[1]]), TRIPLES[2]], kblam_model=tiny, max_new_tokens=2, top_k_attention=5)
+        docs + [KnowledgeBase([TRIPLES[1]]), TRIPLES[2]], kblam_model=tiny, mode="kblam", max_new_tokens=2, top_k_attention=5)
     kb = engine.knowledge_base
     assert {(t.name, t.property, t.value) for t in kb} == set(TRIPLES)
     assert kb.get(Triple(*TRIPLES[0]).id).extra["source"] == "notes.txt"
@@ -128,7 +129,7 @@ def test_from_documents_without_spacy(tiny, tmp_path):
     # a single encoded KB file is used directly (no re-encoding)
     path = tiny.kb_manager(KnowledgeBase(TRIPLES)).save(tmp_path / "kb.safetensors")
     before = tiny.encoder.triples_encoded
-    engine = KBLaMQueryEngine.from_documents(path, kblam_model=tiny, max_new_tokens=2)
+    engine = KBLaMQueryEngine.from_documents(path, kblam_model=tiny, mode="kblam", max_new_tokens=2)
     assert engine.query(QUESTION).metadata["kb_size"] == 3 and tiny.encoder.triples_encoded == before
 
 
@@ -176,7 +177,7 @@ def test_bad_inputs_are_typed_errors(counting_loader, tmp_path):
 @pytest.mark.slow
 def test_real_query_engine_end_to_end():
     kb = KnowledgeBase(TRIPLES)
-    engine = KBLaMQueryEngine(kb=kb, max_new_tokens=12, top_k_attention=3)
+    engine = KBLaMQueryEngine(kb=kb, mode="kblam", max_new_tokens=12, top_k_attention=3)
     response = engine.query(QUESTION)
     assert isinstance(response.response, str) and response.response
     sources = [(s.node.metadata["name"], s.node.metadata["property"], s.node.metadata["value"])
@@ -193,7 +194,7 @@ def test_real_from_documents_through_the_spacy_reader(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("Veltrano Dynamics was founded by Marisol Okonkwo in 2011.\n\n"
                      "The company is headquartered in Port Alvessa.\n")
-    engine = KBLaMQueryEngine.from_documents([notes], max_new_tokens=8, top_k_attention=10)
+    engine = KBLaMQueryEngine.from_documents([notes], mode="kblam", max_new_tokens=8, top_k_attention=10)
     kb = engine.knowledge_base
     assert len(kb) >= 2 and any(t.name == "Veltrano Dynamics" for t in kb)
     assert all(t.extra.get("source") == str(notes) for t in kb)

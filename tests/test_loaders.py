@@ -59,7 +59,7 @@ def test_langchain_directory_recursive_sorted_txt_and_md_only(extractor, corpus)
 def test_langchain_metadata_and_page_content(extractor, corpus):
     docs = KBLaMTextLoader(corpus / "b_turing.txt", extractor).load()
     d = docs[1]
-    assert d.page_content == "the worked at of Alan Turing is Bletchley Park"
+    assert d.page_content == "Alan Turing was worked at Bletchley Park."  # grounding.fact_sentence
     assert set(d.metadata) == METADATA_KEYS
     path = str(corpus / "b_turing.txt")
     assert d.metadata["source"] == path and d.metadata["doc_id"] == path
@@ -145,7 +145,7 @@ def test_llamaindex_reader_documents(extractor, corpus):
     assert _facts(docs) == [("Alan Turing", "born in", "London"), ("Alan Turing", "worked at", "Bletchley Park"),
                             ("Paris", "capital of", "France"), ("Ada Lovelace", "born in", "London")]
     d = docs[2]
-    assert d.text == "the capital of of Paris is France"
+    assert d.text == "Paris is the capital of France."  # grounding.fact_sentence
     assert set(d.metadata) == METADATA_KEYS
     assert d.metadata["source"] == str(corpus / "sub" / "a_paris.md")
     assert d.metadata["sentence"] == "Paris is the capital of France."

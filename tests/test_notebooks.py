@@ -19,6 +19,7 @@ EXPECTED = [
     "03_interpretability.ipynb",
     "04_dynamic_kb.ipynb",
     "05_training_adapters.ipynb",
+    "06_retrievers.ipynb",
 ]
 
 

@@ -1,5 +1,6 @@
-"""Framework integrations: LangChain (:class:`KBLaMLLM`) and LlamaIndex (:class:`KBLaMLlamaIndexLLM`,
-:class:`KBLaMQueryEngine`).
+"""Framework integrations: LangChain (:class:`KBLaMLLM`, :class:`KBLaMRetriever`, :class:`KBLaMTextLoader`)
+and LlamaIndex (:class:`KBLaMLlamaIndexLLM`, :class:`KBLaMQueryEngine`, :class:`KBLaMLlamaIndexRetriever`,
+:class:`KBLaMReader`), plus graph interop and attention plots.
 
 Imported lazily so that using one framework never imports the other.
 """
@@ -14,6 +15,20 @@ _LAZY = {
     "KBLaMSentenceEmbeddings": "kblam_integrations.integrations.langchain",
     "KBLaMLlamaIndexLLM": "kblam_integrations.integrations.llamaindex",
     "KBLaMQueryEngine": "kblam_integrations.integrations.llamaindex",
+    "KBLaMRetriever": "kblam_integrations.integrations.langchain_retriever",
+    "KBLaMTextLoader": "kblam_integrations.integrations.langchain_loaders",
+    "kb_to_documents": "kblam_integrations.integrations.langchain_loaders",
+    "KBLaMLlamaIndexRetriever": "kblam_integrations.integrations.llamaindex_retriever",
+    "KBLaMReader": "kblam_integrations.integrations.llamaindex_readers",
+    "kb_to_nodes": "kblam_integrations.integrations.llamaindex_readers",
+    "KnowledgeTriple": "kblam_integrations.integrations.graphs",
+    "kb_to_knowledge_triples": "kblam_integrations.integrations.graphs",
+    "kb_to_entity_graph": "kblam_integrations.integrations.graphs",
+    "kb_from_entity_graph": "kblam_integrations.integrations.graphs",
+    "kb_to_triplets": "kblam_integrations.integrations.graphs",
+    "kb_to_property_graph": "kblam_integrations.integrations.graphs",
+    "kb_from_property_graph": "kblam_integrations.integrations.graphs",
+    "plot_kb_attention": "kblam_integrations.integrations.plots",
     "KBSource": "kblam_integrations.integrations.kb_source",
     "resolve_kb": "kblam_integrations.integrations.kb_source",
     "ModelSpec": "kblam_integrations.integrations.model_cache",

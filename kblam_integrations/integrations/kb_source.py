@@ -24,6 +24,7 @@ one consistent, immutable KB version.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -109,6 +110,7 @@ class KBSource:
         self._stored = stored_triples
         self._bound: "weakref.WeakKeyDictionary[Any, KBManager]" = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._fingerprint: tuple[Any, str] | None = None
 
     def __repr__(self) -> str:
         where = f" {str(self.path)!r}" if self.path is not None else ""
@@ -133,6 +135,43 @@ class KBSource:
         if self._tokens is not None:
             return tuple(self._tokens.triples)
         return tuple(self._stored or ())
+
+    def fingerprint(self) -> str:
+        """A digest of the triples as they are now (``"none"`` without a KB): equal KB contents,
+        equal fingerprints, in any process. Cache keys use it, so an edit invalidates a cached
+        answer and a KB edited back to an earlier state finds it again."""
+        if self.kind == "none":
+            return "none"
+        kb = self.knowledge_base
+        if kb is not None:
+            key: Any = (id(kb), kb.version)
+            cached = self._fingerprint
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            triples = kb.snapshot()[1]
+        else:
+            key, triples = None, self.current_triples()
+        digest = hashlib.sha1("\n".join(sorted(t.id for t in triples)).encode()).hexdigest()[:20]
+        if key is not None:
+            self._fingerprint = (key, digest)
+        return digest
+
+    @property
+    def version(self) -> int | None:
+        """The live KB's version (None without a KB, or for an encoded file not yet bound)."""
+        kb = self.knowledge_base
+        if kb is not None:
+            return kb.version
+        return self._tokens.version if self._tokens is not None else None
+
+    def to_config(self) -> str | dict[str, Any] | None:
+        """What recreates this KB elsewhere, JSON-serialisable: the file it was read from (its
+        path), else its current triples inline (``{"triples": [...]}``); None without a KB."""
+        if self.kind == "none":
+            return None
+        if self.path is not None:
+            return str(self.path)
+        return {"triples": [t.to_dict() for t in self.current_triples()]}
 
     @property
     def needs_model_for_kb(self) -> bool:

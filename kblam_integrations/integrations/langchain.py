@@ -11,7 +11,9 @@
     chain = ChatPromptTemplate.from_messages([("human", "{question}")]) | KBLaMLLM(kb=kb) | StrOutputParser()
     chain.invoke({"question": "Who founded Veltrano Dynamics?"})
 
-No retrieval chain and no KB in the prompt: every triple is a knowledge token the
+The default ``mode="grounded"`` lets KB attention pick the triple and puts its sentence in
+the prompt (``mode="kblam"``: knowledge tokens only, no KB text in the prompt; its value
+path is untrained in the shipped weights). Either way every triple is a knowledge token the
 frozen backbone attends to. ``response_metadata["kb_attention"]`` lists the triples
 the answer attended to most. The KB is live: changes made through the
 ``KnowledgeBase`` (or its ``KBManager``) are seen by the next call, and only changed
@@ -22,6 +24,10 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Iterator, Literal, Sequence
+
+from .._optional import require
+
+require("langchain_core", extra="langchain", feature="the LangChain integration")
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
@@ -46,6 +52,7 @@ from .model_cache import (
     attention_records,
     check_generation_options,
     generate_locked,
+    prepare_messages,
     stream_locked,
 )
 
@@ -135,9 +142,10 @@ class KBLaMLLM(BaseChatModel):
         backbone / encoder: override the decoder / sentence encoder (local path, ``.gguf``
             or an HF id already in the local cache).
         kblam_model: an already loaded ``KBLaMModel`` to use (instead of the three above).
-        mode: ``"kblam"`` (knowledge tokens only) or ``"grounded"`` (KB attention picks
-            ``grounded_k`` triples whose text is put in the prompt; refuses when the null
-            token wins).
+        mode: ``"grounded"`` (the default: KB attention picks ``grounded_k`` triples whose
+            sentences are put in the prompt; refuses when the null token wins) or ``"kblam"``
+            (knowledge tokens only; it picks the right triple far more often than it writes
+            its value, so it is opt-in).
         max_new_tokens (alias ``max_tokens``), temperature (0: greedy), stop, seed.
         top_k_attention: how many attended triples ``response_metadata["kb_attention"]`` lists.
         top_k_kb: sparse KB attention (each query keeps its top-k knowledge tokens); None: all.
@@ -154,7 +162,10 @@ class KBLaMLLM(BaseChatModel):
     backbone: str | None = None
     encoder: str | None = None
     kblam_model: Any = Field(default=None, exclude=True, repr=False)
-    mode: Literal["kblam", "grounded"] = "kblam"
+    mode: Literal["kblam", "grounded"] = Field(
+        default="grounded",
+        description="'grounded' (default): KB attention picks grounded_k triples whose sentences go in the prompt; "
+                    "'kblam': knowledge tokens only (the value path is weaker; see docs/evaluation.md).")
     grounded_k: int = Field(default=1, ge=1)
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
@@ -166,9 +177,11 @@ class KBLaMLLM(BaseChatModel):
     streaming: bool = False
 
     _runner: KBLaMRunner = PrivateAttr()
+    _model_id: str | None = PrivateAttr(default=None)
 
     def __init__(self, kb: Any = None, **kwargs: Any):
-        kwargs.setdefault("cache", False)  # a cached answer would ignore KB changes
+        # No cache override: LangChain's cache (set_llm_cache / cache=) is safe, the cache key
+        # holds a fingerprint of the KB's triples (see _get_llm_string).
         _normalise_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
@@ -193,7 +206,74 @@ class KBLaMLLM(BaseChatModel):
             "model_name": self.model_name, "mode": self.mode, "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature, "grounded_k": self.grounded_k, "top_k_kb": self.top_k_kb,
             "top_k_attention": self.top_k_attention, "kb": repr(self._runner.source),
+            "kb_version": self._runner.source.version,
         }
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The LLM-cache key: every setting that changes an answer, plus the model's identity and a
+        fingerprint of the KB's current triples, so a KB edit misses the cache instead of
+        returning a stale answer."""
+        params = {**self._identifying_params, **kwargs, "stop": stop if stop is not None else self.stop,
+                  "seed": self.seed, "system_prompt": self.system_prompt, "model": self._model_identity(),
+                  "kb": self._runner.source.fingerprint()}
+        params.pop("kb_version", None)  # versions differ between KB objects; the fingerprint does not
+        return str(sorted(params.items()))
+
+    def _model_identity(self) -> str:
+        runner = self._runner
+        if runner.spec is not None:
+            return repr(runner.spec)
+        if self._model_id is None:  # an in-memory model: its adapters' fingerprint (computed once)
+            encoder = getattr(runner.load_model(), "encoder", None)
+            self._model_id = str(getattr(encoder, "fingerprint", None) or id(runner.load_model()))
+        return self._model_id
+
+    # ------------------------------------------------------------ serialisation
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """``dumpd``/``dumps`` work: settings plus the KB (its file path, else its triples inline)."""
+        return True
+
+    @property
+    def lc_attributes(self) -> dict[str, Any]:
+        kb = self._runner.source.to_config()
+        return {"kb": kb} if kb is not None else {}
+
+    def to_json(self):
+        if self.kblam_model is not None:  # an in-memory model cannot be written down
+            return self.to_json_not_implemented()
+        return super().to_json()
+
+    # ------------------------------------------------------------------ tokens
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids from the backbone's own tokenizer (loads the tokenizer only, not the model)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        from .tokenizer import runner_tokenizer
+
+        return list(runner_tokenizer(self._runner).encode(text, add_special_tokens=False))
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
+        """Tokens of ``messages`` in the backbone's chat template (what ``trim_messages`` counts).
+
+        The system prompt is counted as sent; grounded mode's fact sentences are added at call
+        time and are not.
+        """
+        if tools:
+            raise NotImplementedError(_UNSUPPORTED_TOOLS)
+        if not messages:
+            return 0
+        from .tokenizer import chat_token_count, runner_tokenizer
+
+        dicts = prepare_messages(messages_to_dicts(messages), self.system_prompt)
+        return chat_token_count(runner_tokenizer(self._runner), dicts)
+
+    def as_retriever(self, k: int = 4, **kwargs: Any):
+        """A :class:`~kblam_integrations.integrations.langchain_retriever.KBLaMRetriever` over this model's KB
+        (the knowledge tokens are shared, not encoded twice)."""
+        from .langchain_retriever import KBLaMRetriever
+
+        return KBLaMRetriever.from_llm(self, k=k, **kwargs)
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(ls_provider="kblam", ls_model_type="chat",

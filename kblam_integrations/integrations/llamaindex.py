@@ -12,8 +12,10 @@
     response = engine.query("Who founded Veltrano Dynamics?")
     response.source_nodes                             # the attended triples, with scores
 
-There is no retriever and no index: the triples are knowledge tokens the frozen backbone
-attends to, and the source nodes are the triples that received the most attention.
+Both default to ``mode="grounded"`` (KB attention picks the triple, its sentence goes in the
+prompt; ``mode="kblam"`` for knowledge tokens only). There is no index: the triples are
+knowledge tokens the frozen backbone attends to, and the source nodes are the triples that
+received the most attention (``KBLaMLlamaIndexRetriever`` exposes that ranking as a retriever).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import logging
 import os
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Literal, Optional, Sequence
+
+from .._optional import require
+
+require("llama_index.core", extra="llamaindex", feature="the LlamaIndex integration")
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.llms.types import (
@@ -47,6 +53,7 @@ from pydantic import Field, PrivateAttr, ValidationError
 from ..errors import ConfigError, KBValidationError
 from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
+from ..model.grounding import fact_sentence
 from .kb_source import ENCODED_KB_SUFFIX, KB_FILE_SUFFIXES, resolve_kb
 from .model_cache import (
     KBLaMRunner,
@@ -91,13 +98,13 @@ def chat_messages_to_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, st
 
 
 def triple_node(triple: Triple, score: float, kb_version: int | None = None) -> NodeWithScore:
-    """``NodeWithScore(TextNode("the {property} of {name} is {value}", metadata=...), score)``."""
+    """``NodeWithScore(TextNode(<the fact as a sentence>, metadata=...), score)``; text from ``fact_sentence``."""
     metadata: dict[str, Any] = {"name": triple.name, "property": triple.property, "value": triple.value,
                                 "triple_id": triple.id, "kb_version": kb_version}
     for key, value in triple.extra.items():
         if key not in metadata and (value is None or isinstance(value, (str, int, float, bool))):
             metadata[key] = value
-    node = TextNode(id_=triple.id, text=f"the {triple.property} of {triple.name} is {triple.value}", metadata=metadata,
+    node = TextNode(id_=triple.id, text=fact_sentence(triple), metadata=metadata,
                     excluded_llm_metadata_keys=list(metadata), excluded_embed_metadata_keys=list(metadata))
     return NodeWithScore(node=node, score=float(score))
 
@@ -108,7 +115,7 @@ class KBLaMLlamaIndexLLM(CustomLLM):
     Same settings as the LangChain ``KBLaMLLM``: ``kb`` (a ``KnowledgeBase``, a
     ``KBManager``, a KB file path, an encoded ``.safetensors`` KB, a list of triples or
     ``None``), ``model_path`` / ``backbone`` / ``encoder`` or an already loaded
-    ``kblam_model``, ``mode`` (``"kblam"`` | ``"grounded"``), ``grounded_k``,
+    ``kblam_model``, ``mode`` (``"grounded"``, the default, | ``"kblam"``), ``grounded_k``,
     ``max_new_tokens`` (also ``metadata.num_output``), ``temperature``, ``stop``, ``seed``,
     ``top_k_attention`` (how many attended triples the responses list) and ``top_k_kb``.
     ``system_prompt`` (LlamaIndex's field) is used when a chat has no system message.
@@ -125,7 +132,9 @@ class KBLaMLlamaIndexLLM(CustomLLM):
     backbone: Optional[str] = Field(default=None, description="Backbone override (path, .gguf or cached HF id).")
     encoder: Optional[str] = Field(default=None, description="Sentence-encoder override.")
     kblam_model: Any = Field(default=None, exclude=True, repr=False, description="An already loaded KBLaMModel.")
-    mode: Literal["kblam", "grounded"] = Field(default="kblam", description="'kblam' or 'grounded'.")
+    mode: Literal["kblam", "grounded"] = Field(
+        default="grounded", description="'grounded' (default: attended triples' sentences go in the prompt) or "
+                                        "'kblam' (knowledge tokens only).")
     grounded_k: int = Field(default=1, ge=1, description="Triples put in the prompt in grounded mode.")
     max_new_tokens: int = Field(default=256, ge=1, description="Maximum number of generated tokens.")
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature (0: greedy).")
@@ -161,6 +170,19 @@ class KBLaMLlamaIndexLLM(CustomLLM):
         return LLMMetadata(context_window=int(getattr(config, "max_position_embeddings", 2048)),
                            num_output=self.max_new_tokens, is_chat_model=True, is_function_calling_model=False,
                            model_name=self.model_name, system_role=MessageRole.SYSTEM)
+
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """Settings plus ``kb``: its file path, else its triples inline (``from_dict`` rebuilds the KB).
+
+        An in-memory ``kblam_model`` cannot be written down: :class:`ConfigError`.
+        """
+        if self.kblam_model is not None:
+            raise ConfigError("a KBLaMLlamaIndexLLM built with kblam_model= cannot be serialised; build it from "
+                              "model_path=/backbone=/encoder= instead")
+        data = super().to_dict(**kwargs)
+        data.pop("kblam_model", None)
+        data["kb"] = self._runner.source.to_config()
+        return data
 
     def to_payload(self) -> dict[str, Any]:
         """What callbacks/instrumentation see; never loads the model."""
@@ -344,7 +366,7 @@ class KBLaMQueryEngine(BaseQueryEngine):
             (``model_path``, ``mode``, ``max_new_tokens``, ``kblam_model``, ...).
 
     ``query(...)`` returns a ``Response`` whose ``source_nodes`` are
-    ``NodeWithScore(TextNode("the {property} of {name} is {value}", metadata={name, property,
+    ``NodeWithScore(TextNode(<the fact as a sentence>, metadata={name, property,
     value, triple_id, kb_version, ...}), score)``, best first, and whose ``metadata`` holds
     ``kb_version``, ``kb_size``, ``mode``, ``null_score`` and token counts.
     ``retrieve(...)`` ranks triples by KB attention without generating.
@@ -418,18 +440,11 @@ class KBLaMQueryEngine(BaseQueryEngine):
             return cls(kb=items[0], **engine_kwargs)
         kb = KnowledgeBase()
         sources: list[Any] = []
-        texts: list[str] = []
         for i, item in enumerate(items):
             if isinstance(item, KnowledgeBase):
                 kb.add_many(item.snapshot()[1])
             elif isinstance(item, BaseNode):
-                md = item.metadata or {}
-                if all(isinstance(md.get(k), str) for k in ("name", "property", "value")):
-                    extra = {k: v for k, v in md.items() if k not in ("name", "property", "value", "triple_id")
-                             and v is not None}
-                    kb.add(Triple(md["name"], md["property"], md["value"], extra))
-                else:
-                    texts.append(item.get_content())
+                sources.append(item)  # a reader's own node is its triple; any other node is extracted
             elif _is_kb_file(item):
                 kb.add_many(resolve_kb(item).current_triples())
             elif isinstance(item, (str, os.PathLike)):
@@ -438,11 +453,11 @@ class KBLaMQueryEngine(BaseQueryEngine):
                 kb.add_many([item])
             else:
                 raise KBValidationError(f"cannot build a KB from {type(item).__name__}", record=f"#{i}")
-        if sources or texts:
-            from ..kb.loaders import KBLaMReader
+        if sources:
+            from .llamaindex_readers import KBLaMReader
 
             reader = KBLaMReader(extractor, model=spacy_model)
-            reader.load_knowledge_base(sources or None, texts=texts or None, kb=kb)
+            reader.load_knowledge_base(sources, kb=kb)
         return cls(kb=kb, **engine_kwargs)
 
 

@@ -110,6 +110,17 @@ class KnowledgeBase:
             return Triple.from_dict(item, index=index)
         if isinstance(item, (tuple, list)) and len(item) == 3:
             return Triple.from_dict(dict(zip(("name", "property", "value"), item)), index=index)
+        from .loaders import document_parts, document_triple  # duck-typed: no framework import
+
+        parts = document_parts(item)
+        if parts is not None:
+            triple = document_triple(parts[1])
+            if triple is not None:
+                return triple
+            raise KBValidationError(
+                f"this {type(item).__name__} carries no triple in its metadata (name/property/value); use "
+                "KnowledgeBase.from_documents(docs) to extract triples from its text",
+                record=f"#{index}" if index is not None else None, field="metadata")
         raise KBValidationError(
             f"expected a Triple, a mapping or a (name, property, value) tuple, got {type(item).__name__}",
             record=f"#{index}" if index is not None else None,
@@ -287,6 +298,22 @@ class KnowledgeBase:
                     error = exc
         if error is not None:
             raise error
+
+    @classmethod
+    def from_documents(cls, documents: Iterable[Any] | Any, *, extractor: Any = None, spacy_model: str | None = None,
+                       on_duplicate: OnDuplicate = "ignore", show_progress: bool = False) -> "KnowledgeBase":
+        """A KB from LangChain ``Document`` / LlamaIndex ``Document``/``TextNode`` objects (duck-typed).
+
+        A document that carries a triple in its metadata (what ``KBLaMTextLoader`` and
+        ``KBLaMReader`` produce) is taken as that triple; any other is run through the spaCy
+        :class:`~.extraction.TripleExtractor` (``extractor`` or ``spacy_model``), and every
+        triple extracted from it keeps the document's scalar metadata (``source``, ``page``,
+        ...) in its ``extra``. Paths and raw texts may be mixed in (see :mod:`.loaders`).
+        """
+        from .loaders import triples_from_documents
+
+        return cls(triples_from_documents(documents, extractor=extractor, model=spacy_model,
+                                          show_progress=show_progress), on_duplicate=on_duplicate)
 
     # ------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:

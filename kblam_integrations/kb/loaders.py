@@ -1,18 +1,25 @@
-"""Document loaders that turn text into KBLaM triples: one document per extracted triple.
+"""Text -> triples for KBLaM, with no framework imports: the shared machinery behind the loaders.
 
-* :class:`KBLaMTextLoader` – a LangChain ``BaseLoader`` (``lazy_load`` / ``load``) yielding
-  ``langchain_core.documents.Document`` objects.
-* :class:`KBLaMReader` – a LlamaIndex ``BaseReader`` (``load_data`` / ``lazy_load_data``)
-  returning ``llama_index.core.schema.Document`` objects.
+The framework classes live with the integrations and are re-exported here lazily:
+
+* :class:`~kblam_integrations.integrations.langchain_loaders.KBLaMTextLoader` – a LangChain
+  ``BaseLoader`` (``lazy_load`` / ``load``) yielding ``langchain_core.documents.Document`` objects.
+* :class:`~kblam_integrations.integrations.llamaindex_readers.KBLaMReader` – a LlamaIndex
+  ``BaseReader`` (``load_data`` / ``lazy_load_data``) returning ``llama_index.core.schema.Document``.
 
 Both also build a :class:`~kblam_integrations.kb.KnowledgeBase` directly
-(``load_knowledge_base``).
+(``load_knowledge_base``), and so does :meth:`KnowledgeBase.from_documents`.
 
 **Sources.** ``sources`` is one source or a list of them:
 
 * a ``pathlib.Path`` or a ``str`` naming an existing **file** – read as text;
 * an existing **directory** – every ``*.txt`` and ``*.md`` file below it, recursively, in
   sorted path order (``patterns=`` changes the globs);
+* a **document** – any object with a ``metadata`` mapping and a ``page_content`` (LangChain
+  ``Document``) or ``text`` (LlamaIndex ``Document`` / ``TextNode``) string. One that carries
+  a triple in its metadata (``name``/``property``/``value``, as the loaders' own output does)
+  is taken as that triple; any other is run through the extractor, and its scalar metadata
+  (``source``, ``page``, ...) is kept on every triple extracted from it;
 * any other ``str`` – **treated as the text itself**, unless it looks like a path (no
   whitespace and a file extension such as ``notes.txt``, or a leading ``/``, ``./``,
   ``../``, ``~``), in which case a missing file raises
@@ -25,22 +32,20 @@ Files are read lazily paragraph by paragraph (blank-line separated) and parsed w
 ``show_progress=True`` shows a tqdm bar.
 
 Each document's metadata: ``name``, ``property``, ``value``, ``triple_id``, ``doc_id``,
-``source`` (the file path, or ``"<text>"``), ``sentence``, ``char_start``, ``char_end``
-(the sentence's character span in the source text), and its text is
-``"the {property} of {name} is {value}"``.
+``source`` (the file path, the document's own ``source``, or ``"<text>"``), ``sentence``,
+``char_start``, ``char_end`` (the sentence's character span in the source text), plus the
+scalar metadata of a source document; its text is the fact as a sentence
+(:func:`~kblam_integrations.model.grounding.fact_sentence`, e.g. "Ada Lovelace was born
+in London.").
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
-
-from langchain_core.document_loaders import BaseLoader
-from langchain_core.documents import Document as LCDocument
-from llama_index.core.readers.base import BaseReader
-from llama_index.core.schema import Document as LIDocument
 
 from ..errors import KBFormatError
 from .extraction import TripleExtractor, split_paragraphs
@@ -50,12 +55,31 @@ from .triple import Triple
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.language import Language
 
-__all__ = ["KBLaMReader", "KBLaMTextLoader", "iter_sources", "triple_metadata", "triple_text"]
+    from ..integrations.langchain_loaders import KBLaMTextLoader
+    from ..integrations.llamaindex_readers import KBLaMReader
+
+__all__ = ["KBLaMReader", "KBLaMTextLoader", "document_parts", "document_triple", "iter_sources",
+           "triple_metadata", "triple_text", "triples_from_documents"]
+
+# Moved to the integrations (this module imports no framework); still importable from here.
+_MOVED = {"KBLaMTextLoader": "kblam_integrations.integrations.langchain_loaders",
+          "KBLaMReader": "kblam_integrations.integrations.llamaindex_readers"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Source = Union[str, os.PathLike]
 DEFAULT_PATTERNS = ("*.txt", "*.md")
 TEXT_SOURCE = "<text>"
 PROVENANCE_KEYS = ("triple_id", "doc_id", "source", "sentence", "char_start", "char_end")
+DOCUMENT_SOURCE = "<document>"
+_SCALARS = (str, int, float, bool)
 _PATHLIKE_EXT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}$")
 
 
@@ -155,12 +179,16 @@ def iter_sources(sources: Source | Iterable[Source] | None = None, texts: Iterab
 
 
 def triple_text(triple: Triple) -> str:
-    return f"the {triple.property} of {triple.name} is {triple.value}"
+    """The fact as a sentence ("Ada Lovelace was born in London."), as grounded mode writes it."""
+    from ..model.grounding import fact_sentence  # pure text; imports nothing heavy
+
+    return fact_sentence(triple)
 
 
 def triple_metadata(triple: Triple) -> dict[str, Any]:
+    """``name``/``property``/``value``/``triple_id`` and the provenance keys, then other scalar extras."""
     extra = triple.extra
-    return {
+    out: dict[str, Any] = {
         "name": triple.name,
         "property": triple.property,
         "value": triple.value,
@@ -171,6 +199,49 @@ def triple_metadata(triple: Triple) -> dict[str, Any]:
         "char_start": extra.get("char_start"),
         "char_end": extra.get("char_end"),
     }
+    for key, value in extra.items():
+        if key not in out and isinstance(value, _SCALARS):
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------- documents
+def document_parts(obj: Any) -> tuple[str, Mapping[str, Any], str | None] | None:
+    """``(text, metadata, id)`` of a framework document, duck-typed; None for anything else.
+
+    LangChain ``Document`` (``page_content``, ``metadata``, ``id``) and LlamaIndex
+    ``Document``/``TextNode`` (``text``, ``metadata``, ``id_``) qualify, as does any object
+    shaped like them; nothing is imported from either framework.
+    """
+    if isinstance(obj, (str, bytes, os.PathLike, Mapping, tuple, Triple)):
+        return None
+    metadata = getattr(obj, "metadata", None)
+    if not isinstance(metadata, Mapping):
+        return None
+    text = getattr(obj, "page_content", None)
+    if text is None:
+        text = getattr(obj, "text", None)
+    if not isinstance(text, str):
+        return None
+    doc_id = getattr(obj, "id", None)
+    if not isinstance(doc_id, str):
+        doc_id = getattr(obj, "id_", None)
+    return text, metadata, doc_id if isinstance(doc_id, str) and doc_id else None
+
+
+def document_triple(metadata: Mapping[str, Any]) -> Triple | None:
+    """The triple a document carries in its metadata (the loaders' output), else None."""
+    if not all(isinstance(metadata.get(k), str) for k in ("name", "property", "value")):
+        return None
+    extra = {k: v for k, v in metadata.items()
+             if k not in ("name", "property", "value", "id", "triple_id", "score", "kb_version") and v is not None}
+    return Triple(metadata["name"], metadata["property"], metadata["value"], extra)
+
+
+def _source_extra(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A source document's scalar metadata, kept on the triples extracted from it."""
+    skip = {"name", "property", "value", "id", "triple_id", "doc_id", "sentence", "char_start", "char_end"}
+    return {k: v for k, v in metadata.items() if isinstance(k, str) and k not in skip and isinstance(v, _SCALARS)}
 
 
 class _TripleSource:
@@ -178,28 +249,79 @@ class _TripleSource:
 
     def __init__(self, extractor: TripleExtractor | None, model: str | None, nlp: "Language | None",
                  batch_size: int, show_progress: bool, encoding: str, patterns: Sequence[str]):
+        self._check_spacy = extractor is None and nlp is None
         self.extractor = extractor if extractor is not None else TripleExtractor(model, nlp)
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.encoding = encoding
         self.patterns = tuple(patterns)
 
+    def _entries(self, sources: Any, texts: Iterable[str] | None) -> list[tuple[str, Any, Any]]:
+        """``(doc_id, label_or_extra, obj)`` in source order; ``obj`` is a Path, a text or a Triple.
+
+        Every path is validated up front; documents that carry a triple become that triple.
+        """
+        if sources is None:
+            items: list[Any] = []
+        elif isinstance(sources, (str, os.PathLike)) or document_parts(sources) is not None:
+            items = [sources]
+        else:
+            items = list(sources)
+        entries: list[tuple[str, Any, Any]] = []
+        used: set[str] = set()
+        n_text = 0
+        for index, item in enumerate(items):
+            parts = document_parts(item)
+            if parts is None:
+                for doc_id, label, obj in iter_sources([item], patterns=self.patterns):
+                    if label == TEXT_SOURCE:
+                        doc_id = f"text-{n_text}"
+                        n_text += 1
+                    entries.append((doc_id, {"source": label}, obj))
+                    used.add(doc_id)
+                continue
+            text, metadata, own_id = parts
+            triple = document_triple(metadata)
+            if triple is not None:
+                entries.append(("", None, triple))
+                continue
+            doc_id = str(metadata.get("doc_id") or own_id or f"document-{index}")
+            while doc_id in used:
+                doc_id += "'"
+            used.add(doc_id)
+            extra = _source_extra(metadata)
+            extra.setdefault("source", extra.get("file_path", DOCUMENT_SOURCE))  # LlamaIndex file readers
+            entries.append((doc_id, extra, text))
+        for doc_id, label, obj in iter_sources(None, texts, patterns=self.patterns):
+            entries.append((f"text-{n_text}", {"source": label}, obj))
+            n_text += 1
+        return entries
+
     def triples(self, sources: Any, texts: Iterable[str] | None) -> Iterator[Triple]:
-        entries = list(iter_sources(sources, texts, patterns=self.patterns))  # validate every path up front
-        labels = {doc_id: label for doc_id, label, _ in entries}
+        entries = self._entries(sources, texts)
+        extras = {doc_id: extra for doc_id, extra, obj in entries if not isinstance(obj, Triple)}
         max_chars = self.extractor.max_chunk_chars
 
         def documents() -> Iterator[tuple[str, Iterable[tuple[int, str]]]]:
-            for doc_id, _label, obj in entries:
+            for doc_id, _extra, obj in entries:
                 if isinstance(obj, Path):
                     yield doc_id, _read_paragraphs(obj, self.encoding, max_chars)
-                else:
+                elif isinstance(obj, str):
                     yield doc_id, ((a, obj[a:b]) for a, b in split_paragraphs(obj, max_chars))
 
+        given = [obj for _d, _e, obj in entries if isinstance(obj, Triple)]
+        yield from given
+        texts_in = [e for e in entries if not isinstance(e[2], Triple)]
+        if not texts_in:
+            return
+        if self._check_spacy:
+            from .._optional import require
+
+            require("spacy", extra="extract", feature="triple extraction from text")
         for t in self.extractor.extract_paragraphs(documents(), batch_size=self.batch_size,
-                                                   show_progress=self.show_progress, total=len(entries)):
-            doc_id = t.extra.get("doc_id")
-            yield Triple(t.name, t.property, t.value, {**t.extra, "source": labels.get(doc_id, TEXT_SOURCE)})
+                                                   show_progress=self.show_progress, total=len(texts_in)):
+            extra = extras.get(t.extra.get("doc_id"), {"source": TEXT_SOURCE})
+            yield Triple(t.name, t.property, t.value, {**extra, **t.extra})
 
     def knowledge_base(self, sources: Any, texts: Iterable[str] | None, kb: KnowledgeBase | None,
                        on_duplicate: OnDuplicate) -> KnowledgeBase:
@@ -208,76 +330,9 @@ class _TripleSource:
         return kb
 
 
-class KBLaMTextLoader(BaseLoader):
-    """LangChain loader: text files, directories or strings → one ``Document`` per triple.
-
-    >>> loader = KBLaMTextLoader(["notes/", "Ada Lovelace was born in London."])  # doctest: +SKIP
-    >>> docs = loader.load()
-    >>> kb = loader.load_knowledge_base()
-
-    A ``str`` that is not an existing path is extracted as text (see the module docs);
-    ``texts=`` passes raw strings explicitly.
-    """
-
-    def __init__(self, sources: Source | Iterable[Source] | None = None, extractor: TripleExtractor | None = None, *,
-                 texts: Iterable[str] | None = None, model: str | None = None, nlp: "Language | None" = None,
-                 batch_size: int = 32, show_progress: bool = False, encoding: str = "utf-8",
-                 patterns: Sequence[str] = DEFAULT_PATTERNS):
-        self.sources = sources
-        self.texts = list(texts) if texts is not None else None
-        self._src = _TripleSource(extractor, model, nlp, batch_size, show_progress, encoding, patterns)
-
-    @property
-    def extractor(self) -> TripleExtractor:
-        return self._src.extractor
-
-    def lazy_triples(self) -> Iterator[Triple]:
-        """The extracted triples (``extra`` holds doc_id/source/sentence/char span)."""
-        return self._src.triples(self.sources, self.texts)
-
-    def lazy_load(self) -> Iterator[LCDocument]:
-        for t in self.lazy_triples():
-            yield LCDocument(page_content=triple_text(t), metadata=triple_metadata(t), id=f"{t.extra.get('doc_id')}:{t.id}")
-
-    def load_knowledge_base(self, kb: KnowledgeBase | None = None, *, on_duplicate: OnDuplicate = "ignore") -> KnowledgeBase:
-        """Extract every source into ``kb`` (a new :class:`KnowledgeBase` by default)."""
-        return self._src.knowledge_base(self.sources, self.texts, kb, on_duplicate)
-
-
-class KBLaMReader(BaseReader):
-    """LlamaIndex reader: text files, directories or strings → one ``Document`` per triple.
-
-    >>> docs = KBLaMReader().load_data(["notes/"], texts=["Ada Lovelace was born in London."])  # doctest: +SKIP
-
-    Provenance keys (ids, source, sentence, span) are kept in ``metadata`` but excluded
-    from the text that embedding models and LLMs see.
-    """
-
-    def __init__(self, extractor: TripleExtractor | None = None, *, model: str | None = None,
-                 nlp: "Language | None" = None, batch_size: int = 32, show_progress: bool = False,
-                 encoding: str = "utf-8", patterns: Sequence[str] = DEFAULT_PATTERNS):
-        self._src = _TripleSource(extractor, model, nlp, batch_size, show_progress, encoding, patterns)
-
-    @property
-    def extractor(self) -> TripleExtractor:
-        return self._src.extractor
-
-    def lazy_load_data(self, sources: Source | Iterable[Source] | None = None, *,  # type: ignore[override]
-                       texts: Iterable[str] | None = None) -> Iterator[LIDocument]:
-        for t in self._src.triples(sources, texts):
-            yield LIDocument(
-                text=triple_text(t),
-                metadata=triple_metadata(t),
-                id_=f"{t.extra.get('doc_id')}:{t.id}",
-                excluded_embed_metadata_keys=list(PROVENANCE_KEYS),
-                excluded_llm_metadata_keys=list(PROVENANCE_KEYS),
-            )
-
-    def load_data(self, sources: Source | Iterable[Source] | None = None, *,  # type: ignore[override]
-                  texts: Iterable[str] | None = None) -> list[LIDocument]:
-        return list(self.lazy_load_data(sources, texts=texts))
-
-    def load_knowledge_base(self, sources: Source | Iterable[Source] | None = None, *, texts: Iterable[str] | None = None,
-                            kb: KnowledgeBase | None = None, on_duplicate: OnDuplicate = "ignore") -> KnowledgeBase:
-        """Extract every source into ``kb`` (a new :class:`KnowledgeBase` by default)."""
-        return self._src.knowledge_base(sources, texts, kb, on_duplicate)
+def triples_from_documents(documents: Any, *, extractor: TripleExtractor | None = None, model: str | None = None,
+                           nlp: "Language | None" = None, batch_size: int = 32, show_progress: bool = False,
+                           encoding: str = "utf-8", patterns: Sequence[str] = DEFAULT_PATTERNS) -> Iterator[Triple]:
+    """Triples from documents (and/or paths or texts, see the module docs), extracted with spaCy as needed."""
+    src = _TripleSource(extractor, model, nlp, batch_size, show_progress, encoding, patterns)
+    return src.triples(documents, None)
