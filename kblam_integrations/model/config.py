@@ -61,7 +61,7 @@ class KBLaMConfig:
     history_weight: float = 0.5
     # two-fact questions: a reranked candidate whose key agrees with the question within this
     # margin of the best one is asked too (None: one fact per answer); at most max_facts
-    extra_fact_margin: float | None = 0.15
+    extra_fact_margin: float | None = 0.08
     max_facts: int = 2
     # a turn the KB cannot answer: "refuse" it, or "answer" it with the backbone alone when it
     # is not about the KB (best question-key agreement below kb_turn_agreement: greetings, tasks)

@@ -40,23 +40,42 @@ def answer_rules(model, facts: Sequence[Triple], stop: Sequence[str] | None = No
     return fact_start(facts[0]), [*stop, "\n"], [facts[0].value.rstrip(".")]
 
 
-def answer_from_facts(model, messages, facts: Sequence[Triple], *, max_new_tokens: int = 64,
+def answer_from_facts(model, messages, facts: Sequence[Triple], *, asked: int = 1, max_new_tokens: int = 64,
                       temperature: float = 0.0, stop: Sequence[str] | None = None, streamer: Any = None,
                       top_k_kb: int | None = None, seed: int | None = None):
     """Answer ``messages`` (or a question string) from ``facts``, best first, the way grounded mode does.
 
-    Returns the :class:`~.kblam_model.GenerationResult` of ``model._generate`` with
-    ``triples`` set to ``facts``; the caller sets ``scores`` and ``mode``. No facts: the
-    plain backbone answers the messages unchanged.
+    All ``facts`` are written into the prompt; the answer states the first ``asked`` of them
+    in turn (two-fact questions ask for two): each starts with its fact's opening words,
+    the backbone copies the value, and it ends there. Returns the
+    :class:`~.kblam_model.GenerationResult` of ``model._generate`` with ``triples`` set to
+    ``facts``; the caller sets ``scores`` and ``mode``. No facts: the plain backbone
+    answers the messages unchanged.
     """
     facts = list(facts)
     if not facts:
         return model._generate(model.messages_for(messages), None, use_kb_tokens=False,
                                max_new_tokens=max_new_tokens, temperature=temperature, stop=stop,
                                streamer=streamer, top_k_kb=top_k_kb, seed=seed)
-    prefix, stop, end = answer_rules(model, facts, stop)
-    res = model._generate(grounded_messages(model, messages, facts), None, use_kb_tokens=False,
-                          answer_prefix=prefix, end=end, max_new_tokens=max_new_tokens, temperature=temperature,
-                          stop=stop, streamer=streamer, top_k_kb=top_k_kb, seed=seed)
+    grounded = grounded_messages(model, messages, facts)
+    kwargs = dict(max_new_tokens=max_new_tokens, temperature=temperature, streamer=streamer, top_k_kb=top_k_kb,
+                  seed=seed)
+    prefix, stop_rules, end = answer_rules(model, facts, stop)
+    if prefix is None:
+        res = model._generate(grounded, None, use_kb_tokens=False, stop=stop_rules, **kwargs)
+        res.triples = tuple(facts)
+        return res
+    answer, streamed, completion = "", 0, 0
+    for fact in facts[:max(1, asked)]:
+        prefix, stop_rules, end = answer_rules(model, [fact], stop)
+        prefix = f"{answer} {prefix}".strip()
+        res = model._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, end=end, stop=stop_rules,
+                              prefix_streamed=streamed, **kwargs)
+        completion += res.completion_tokens
+        streamed = len(res.text)
+        answer = res.text if res.text.endswith(".") else f"{res.text}."
+    if asked > 1:
+        res.text = answer
+    res.completion_tokens = completion
     res.triples = tuple(facts)
     return res

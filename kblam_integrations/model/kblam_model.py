@@ -31,7 +31,8 @@ from ..errors import ConfigError, KBValidationError, ModelNotFoundError
 from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from .config import KBLaMConfig
-from .grounding import fact_sentence, fact_start, grounding_prompt
+from .grounded_answer import answer_from_facts
+from .grounding import fact_sentence
 from .refusal import AGREEMENT_TOP_K, RefusalClassifier, key_agreement, refusal_features, top_triples
 
 logger = logging.getLogger(__name__)
@@ -713,25 +714,5 @@ class KBLaMModel(nn.Module):
         if found.refuse or not found.top:
             return self._not_in_kb(messages, tokens, found, "grounded", kwargs)
         facts = [s.triple for s in found.top]
-        grounded = [dict(m) for m in messages]
-        last_user = max(i for i, m in enumerate(grounded) if m["role"] == "user") if any(
-            m["role"] == "user" for m in grounded) else len(grounded) - 1
-        grounded[last_user]["content"] = grounding_prompt(grounded[last_user]["content"], facts)
-        if not self.config.grounded_answer_prefix:
-            res = self._generate(grounded, None, use_kb_tokens=False, **kwargs)
-            return self._attribute(res, found, tokens, "grounded")
-        # The answer writes each asked fact's sentence in turn: it starts with the fact's opening
-        # words ("The founder of X is"), the backbone copies the value, and it ends with the value
-        # (a small backbone would otherwise recite the other facts or elaborate past the value).
-        stop = [*(kwargs.pop("stop", None) or []), "\n"]
-        answer, streamed, completion = "", 0, 0
-        for fact in facts:
-            prefix = f"{answer} {fact_start(fact)}".strip()
-            res = self._generate(grounded, None, use_kb_tokens=False, answer_prefix=prefix, stop=stop,
-                                 end=[fact.value.rstrip(".")], prefix_streamed=streamed, **kwargs)
-            completion += res.completion_tokens
-            streamed = len(res.text)
-            answer = res.text if res.text.endswith(".") else f"{res.text}."
-        res.text = answer if len(facts) > 1 else res.text
-        res.completion_tokens = completion
+        res = answer_from_facts(self, messages, facts, asked=len(facts) if k is None else 1, **kwargs)
         return self._attribute(res, found, tokens, "grounded")
