@@ -274,7 +274,7 @@ class ICLFamily(Family):
         from kblam_integrations.model.grounded_answer import grounded_messages
 
         triples = tuple(KnowledgeBase(kb))
-        n = int(self.model.prompt_ids(grounded_messages(self.model, self.longest, triples)).shape[1])
+        n = int(self.model.prompt_ids(grounded_messages(self.model, self.longest, triples), check_length=False).shape[1])
         self.prompt_tokens = max(self.prompt_tokens or 0, n)
         if n + self.max_new_tokens > C.context_limit(self.model):
             raise _DoesNotFit(n, C.context_limit(self.model))

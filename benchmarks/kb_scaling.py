@@ -127,7 +127,7 @@ def icl_max_fit(model, limit: int, hi: int) -> int:
 
     def fits(n: int) -> bool:
         text = C.icl_prompt(triples[:n], QUESTION) if n else QUESTION
-        return model.prompt_ids(text).shape[1] + 1 <= limit
+        return model.prompt_ids(text, check_length=False).shape[1] + 1 <= limit
 
     lo = 0  # fits(lo) holds, fits(hi) does not
     while hi - lo > 1:
@@ -197,7 +197,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
         fits = True
     else:
         text = C.icl_prompt(triples, QUESTION) if triples else QUESTION
-        prompt = model.prompt_ids(text)
+        prompt = model.prompt_ids(text, check_length=False)
         row["kb_token_mb"] = 0.0
         row["prompt_tokens"] = int(prompt.shape[1])
         fits = prompt.shape[1] + 1 <= limit

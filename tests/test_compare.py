@@ -38,6 +38,7 @@ def _bench():
 @pytest.fixture(scope="module")
 def tiny():
     model = tiny_chat_kblam()
+    model.backbone.config.max_position_embeddings = 4096  # character-level prompts are long; RoPE has no limit
     model.config.refusal_classifier = None
     model.config.refusal_ratio = float("inf")  # never refuse: the answer step itself is compared
     return model
@@ -151,7 +152,7 @@ def test_run_family_rows_on_the_same_questions(tiny):
         assert r["answer_accuracy_ci"][0] <= r["answer_accuracy"] <= r["answer_accuracy_ci"][1]
         assert r["prep_s"] > 0 and r["peak_rss_mb"] >= r["base_rss_mb"] > 0
         assert r["top1_used"] is not None and 0 <= r["rank_top1"] <= r["rank_top5"] <= 1
-    assert by["rag-faiss-key-k3"]["k"] == 3 and by["kblam-grounded"]["k"] == 1
+    assert by["rag-faiss-key-k3"]["k"] == 3 and by["kblam-grounded"]["k"] is None  # None: as many as asked
     assert by["rag-faiss-key-k1"]["refusal_min_cosine"] == 0.3
     # 10 fact sentences do not fit the tiny model's 256-token context
     assert by["icl"]["fits"] is False and "does not fit" in by["icl"]["note"]

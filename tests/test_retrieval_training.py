@@ -230,6 +230,7 @@ def test_pure_mode_without_value_injection_applies_the_refusal_rule_in_one_pass(
 
     model = tiny_chat_kblam()
     tokens = model.encode_kb([("Acme", "founder", "Ada"), ("Acme", "location", "Oslo")])
+    model.config.value_source = "adapter"  # the paper's one-vector values (value blocks are tested apart)
     model.config.inject_values = False  # scores-only pass: the answer cannot refuse by itself
 
     def classifier(bias: float) -> dict:  # constant decision: refuse iff bias > 0

@@ -362,6 +362,33 @@ def _read_cache(path: Path, encoder: KBEncoder) -> tuple[dict, dict[str, torch.T
     return meta, tensors
 
 
+def read_cached_triples(path: str | os.PathLike) -> list[Triple]:
+    """The triples an encoded-KB file holds, checked (format, count, records), without reading its tokens.
+
+    For callers that need the KB before a model is at hand; :meth:`KBManager.load` verifies
+    the tokens themselves."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != CACHE_FORMAT:
+                raise CacheIntegrityError(f"not an encoded KB of format {CACHE_FORMAT!r}", path=path, field="format")
+            if not {"keys", "values", "triples"} <= set(f.keys()):
+                raise CacheIntegrityError("expected the tensors keys, values and triples", path=path, field="tensors")
+            count = _meta_int(meta, "count", path)
+            for name in ("keys", "values"):
+                shape = list(f.get_slice(name).get_shape())
+                if len(shape) != 3 or shape[1] != count:
+                    raise CacheIntegrityError(f"{name} has shape {shape}; the header says {count} triples",
+                                              path=path, field=name)
+            blob = f.get_tensor("triples")
+    except KBLaMError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+        raise KBFormatError(f"not a readable safetensors file: {exc}", path=path) from exc
+    return _parse_records(blob, count, path)
+
+
 def _parse_records(blob: torch.Tensor, count: int, path: Path) -> list[Triple]:
     try:
         records = json.loads(blob.numpy().tobytes().decode("utf-8"))

@@ -48,37 +48,11 @@ __all__ = ["ENCODED_KB_SUFFIX", "KB_FILE_SUFFIXES", "KBSource", "resolve_kb"]
 
 KB_FILE_SUFFIXES = (".json", ".jsonl", ".graphml")
 ENCODED_KB_SUFFIX = ".safetensors"
-ENCODED_FORMAT = "kblam-encoded-kb/1"
-
-
 def _read_encoded_header(path: Path) -> list[Triple]:
-    """Validate an encoded-KB file (marker, tensors, triple metadata) without loading its tensors."""
-    try:
-        from safetensors import safe_open
+    """The triples of an encoded-KB file (its tokens are verified when the model loads it)."""
+    from ..encoding.manager import read_cached_triples
 
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            names = set(f.keys())
-            shapes = {n: tuple(f.get_slice(n).get_shape()) for n in names & {"keys", "values"}}
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
-        raise KBFormatError(f"not a readable safetensors file: {exc}", path=path) from exc
-    if meta.get("format") != ENCODED_FORMAT:
-        raise KBFormatError("not an encoded KB (missing format marker)", path=path, field="format")
-    if not {"keys", "values"} <= names:
-        raise KBFormatError("encoded KB without 'keys'/'values' tensors", path=path, field="keys")
-    try:
-        records = json.loads(meta["triples"])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise KBFormatError("corrupt triple metadata", path=path, field="triples") from exc
-    if not isinstance(records, list):
-        raise KBFormatError("corrupt triple metadata (not a list)", path=path, field="triples")
-    try:
-        triples = [Triple.from_dict(r, index=i) for i, r in enumerate(records)]
-    except KBValidationError as exc:
-        raise KBFormatError(f"invalid triple: {exc}", path=path, field="triples") from exc
-    if len(shapes) != 2 or shapes["keys"] != shapes["values"] or (shapes["keys"] and shapes["keys"][0] != len(triples)):
-        raise KBFormatError("token and triple counts disagree", path=path, field="keys")
-    return triples
+    return read_cached_triples(path)
 
 
 def _load_kb_file(path: Path) -> KnowledgeBase:

@@ -32,6 +32,7 @@ from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from .config import KBLaMConfig
 from .grounded_answer import answer_from_facts
+from .limits import check_prompt_length
 from .grounding import fact_sentence
 from .refusal import AGREEMENT_TOP_K, RefusalClassifier, key_agreement, refusal_features, top_triples
 
@@ -71,6 +72,7 @@ class Retrieval(NamedTuple):
     refuse: bool
     agreement: list[float]
     candidates: tuple[Triple, ...] = ()  # the attention's top candidates, attention order
+    scores: torch.Tensor | None = None  # [N] every triple's retrieval score (the KB's order)
 
 
 @dataclass
@@ -325,14 +327,16 @@ class KBLaMModel(nn.Module):
             messages.insert(0, {"role": "system", "content": self.config.system_prompt})
         return messages
 
-    def prompt_ids(self, prompt_or_messages: str | Messages) -> torch.Tensor:
-        """Token ids of the chat-formatted prompt, ending with the assistant header."""
+    def prompt_ids(self, prompt_or_messages: str | Messages, *, check_length: bool = True) -> torch.Tensor:
+        """Token ids of the chat-formatted prompt, ending with the assistant header.
+
+        ``check_length``: raise :class:`~..errors.PromptTooLongError` when the prompt leaves no
+        room in the backbone's context (off only to measure prompts, never to run them)."""
         messages = self.messages_for(prompt_or_messages)
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)["input_ids"]
-        from .limits import check_prompt_length
-
-        check_prompt_length(ids, self.backbone.config)  # before any forward: typed error in ms
+        if check_length:
+            check_prompt_length(ids, self.backbone.config)  # before any forward: typed error in ms
         return ids.to(next(self.backbone.parameters()).device)
 
     # ----------------------------------------------------------------- generation
@@ -498,7 +502,7 @@ class KBLaMModel(nn.Module):
         top = [TripleScore(tokens.triples[int(candidates[0, i])], float(result.scores[int(candidates[0, i])]))
                for i in positions[:k]]
         return Retrieval(top, result.null_score, refuse, agreement[:k],
-                         tuple(tokens.triples[int(i)] for i in candidates[0].tolist()))
+                         tuple(tokens.triples[int(i)] for i in candidates[0].tolist()), result.scores)
 
     def _asked_count(self, agreement: Sequence[float]) -> int:
         """How many facts a question asks for: the best candidate, plus each next one whose key
@@ -680,7 +684,10 @@ class KBLaMModel(nn.Module):
                         value_blocks=blocks)
         kwargs["stop"] = [*(kwargs.get("stop") or []), "\n"]
         res = self._generate(messages, None, use_kb_tokens=False, context=ctx, **kwargs)
-        return self._attribute(res, found, tokens, "kblam")
+        res = self._attribute(res, found, tokens, "kblam")
+        if found.scores is not None:  # attribution over the whole KB, as the attention saw it
+            res.triples, res.scores = tokens.triples, found.scores
+        return res
 
     def _attribute(self, res: GenerationResult, found: Retrieval, tokens: KBTokens, mode: str) -> GenerationResult:
         """Record which triples the answer read (best first) and their attention scores."""
