@@ -29,9 +29,10 @@ class KBLaMConfig:
     fitted after retrieval training. When None, the ``refusal_ratio`` rule is used.
     ``grounded_rerank``: grounded mode orders the attention's top candidates by
     question-key agreement before putting the first ``grounded_k`` in the prompt.
-    ``inject_values``: False when the value adapter was never trained (no LM phase): pure
-    mode then records the KB attention but answers like the base model, instead of mixing
-    untrained values into the hidden states.
+    ``inject_values``: False when the value adapter was never trained (no LM phase); it only
+    matters with ``value_source="adapter"`` (the paper's one value vector per triple). With
+    ``value_source="states"`` pure mode reads the selected triples' own backbone states
+    (:mod:`..attention.value_blocks`), which need no trained value adapter.
     ``grounded_answer_prefix``: in grounded mode, start the answer with the best triple's key
     phrase ("The founder of X is"), so that a small backbone copies the value exactly.
     ``retrieval_layers``: KB layers whose attention is used as the retrieval score
@@ -72,8 +73,6 @@ class KBLaMConfig:
     value_source: str = "states"
     # layers whose attention reads the value blocks (None: every decoder layer)
     value_layers: list[int] | None = None
-    # how many triples' value blocks pure mode reads (the attention's best, like grounded_k)
-    value_top_k: int = 1
     # added to every value-block score: > 0 makes the answer lean on the KB over the prompt
     value_bias: float = 2.0
     # the text whose states are a triple's value block: "fact" (its sentence) or "value"
@@ -102,8 +101,6 @@ class KBLaMConfig:
             raise ConfigError(f"value_source must be 'states' or 'adapter', got {self.value_source!r}")
         if self.value_text not in ("fact", "value"):
             raise ConfigError(f"value_text must be 'fact' or 'value', got {self.value_text!r}")
-        if not isinstance(self.value_top_k, int) or isinstance(self.value_top_k, bool) or self.value_top_k <= 0:
-            raise ConfigError(f"value_top_k must be a positive integer, got {self.value_top_k!r}")
         if self.value_layers is not None:
             bad = [l for l in self.value_layers if not 0 <= l < self.num_hidden_layers]
             if bad:
