@@ -142,18 +142,12 @@ def write_dialogue_file(path: str | os.PathLike, n_entities: int, n_dialogues: i
 
 def load_dialogue_file(path: str | os.PathLike) -> tuple[list[Triple], list[Dialogue]]:
     """Read a dialogue file (typed errors name the record and field)."""
+    from .evaluate import read_kb_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise KBFormatError("dialogue file not found", path=path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise KBFormatError(f"cannot read dialogue file: {exc}", path=path) from None
-    if not isinstance(data, dict) or not isinstance(data.get("triples"), list) or not isinstance(data.get("dialogues"), list):
-        raise KBFormatError('expected an object with "triples" and "dialogues" lists', path=path)
-    triples = [Triple.from_dict(r, index=i) for i, r in enumerate(data["triples"])]
+    triples, records = read_kb_json(path, "dialogues", "dialogue")
     dialogues = []
-    for i, d in enumerate(data["dialogues"]):
+    for i, d in enumerate(records):
         turns = d.get("turns") if isinstance(d, dict) else None
         if not isinstance(turns, list) or not turns:
             raise KBFormatError("a dialogue needs a non-empty 'turns' list", path=path, record=f"dialogue #{i}")

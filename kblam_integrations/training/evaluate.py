@@ -81,20 +81,26 @@ def is_refusal(answer: str) -> bool:
     return any(m in low for m in REFUSAL_MARKERS)
 
 
-def load_eval_file(path: str | Path) -> tuple[list[Triple], list[dict[str, Any]]]:
-    """Read and validate an evaluation file (typed errors name the record and field)."""
+def read_kb_json(path: str | Path, items: str, what: str) -> tuple[list[Triple], list[Any]]:
+    """``(triples, data[items])`` of a ``{"triples": [...], items: [...]}`` JSON file (typed errors)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise KBFormatError("evaluation file not found", path=path) from None
+        raise KBFormatError(f"{what} file not found", path=path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise KBFormatError(f"cannot read evaluation file: {exc}", path=path) from None
-    if not isinstance(data, dict) or not isinstance(data.get("triples"), list) or not isinstance(data.get("questions"), list):
-        raise KBFormatError('expected an object with "triples" and "questions" lists', path=path)
-    triples = [Triple.from_dict(r, index=i) for i, r in enumerate(data["triples"])]
+        raise KBFormatError(f"cannot read {what} file: {exc}", path=path) from None
+    if not isinstance(data, dict) or not isinstance(data.get("triples"), list) or not isinstance(data.get(items), list):
+        raise KBFormatError(f'expected an object with "triples" and "{items}" lists', path=path)
+    return [Triple.from_dict(r, index=i) for i, r in enumerate(data["triples"])], data[items]
+
+
+def load_eval_file(path: str | Path) -> tuple[list[Triple], list[dict[str, Any]]]:
+    """Read and validate an evaluation file (typed errors name the record and field)."""
+    path = Path(path)
+    triples, records = read_kb_json(path, "questions", "evaluation")
     questions = []
-    for i, q in enumerate(data["questions"]):
+    for i, q in enumerate(records):
         if not isinstance(q, dict):
             raise KBFormatError("a question must be an object", path=path, record=f"question #{i}")
         for f in ("q", "name", "property"):
