@@ -27,9 +27,10 @@ try:  # typer >= 0.2x vendors its own click
 except ImportError:  # pragma: no cover - older typer runs on the click package
     from click import exceptions as _click_exc
 
+from .kb.persistence import KB_FILE_SUFFIXES
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-KB_SUFFIXES = (".json", ".jsonl", ".ndjson", ".graphml")
 ENCODED_SUFFIX = ".safetensors"
 
 
@@ -173,9 +174,9 @@ def _existing_file(path: Path, what: str = "file") -> Path:
 
 
 def _check_kb_suffix(path: Path) -> None:
-    if path.suffix.lower() not in KB_SUFFIXES:
+    if path.suffix.lower() not in KB_FILE_SUFFIXES:
         raise CLIError(f"unsupported KB file type {path.suffix or '(none)'!r} for {path}; "
-                       f"use one of {', '.join(KB_SUFFIXES)}")
+                       f"use one of {', '.join(KB_FILE_SUFFIXES)}")
 
 
 def _load_kb(path: Path):

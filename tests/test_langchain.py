@@ -484,3 +484,14 @@ def test_stream_text_pieces_add_up_to_the_final_answer():
     assert [st.push(p) for p in ["a ", "b", ""]] == ["a", " b", ""] and st.finish("a b") == ""
     st = _StreamText(None)  # a refusal put to the streamer as a "prompt" never reaches it
     assert st.finish("I'm sorry.") == "I'm sorry."
+
+
+def test_kb_given_as_an_ndjson_path_loads_like_knowledge_base_load(tiny, tmp_path):
+    """Every suffix KnowledgeBase.load reads is accepted by KBLaMLLM(kb=path) (one suffix list)."""
+    from kblam_integrations.kb.persistence import KB_FILE_SUFFIXES
+
+    path = tmp_path / "kb.ndjson"
+    KnowledgeBase(TRIPLES).save(path)
+    assert ".ndjson" in KB_FILE_SUFFIXES
+    llm = KBLaMLLM(kb=str(path), kblam_model=tiny, mode="kblam", max_new_tokens=2)
+    assert len(llm.knowledge_base) == len(TRIPLES)

@@ -44,9 +44,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
+from ..kb.persistence import KB_FILE_SUFFIXES
+
 __all__ = ["ENCODED_KB_SUFFIX", "KB_FILE_SUFFIXES", "KBSource", "resolve_kb"]
 
-KB_FILE_SUFFIXES = (".json", ".jsonl", ".graphml")
 ENCODED_KB_SUFFIX = ".safetensors"
 def _read_encoded_header(path: Path) -> list[Triple]:
     """The triples of an encoded-KB file (its tokens are verified when the model loads it)."""

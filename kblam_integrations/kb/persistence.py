@@ -78,6 +78,8 @@ __all__ = [
 FORMATS = ("json", "jsonl", "graphml")
 _ALIASES = {"json": "json", "jsonl": "jsonl", "ndjson": "jsonl", "jsonlines": "jsonl", "graphml": "graphml"}
 _SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".graphml": "graphml"}
+#: every file suffix ``KnowledgeBase.load`` / ``save`` understand: the one list other modules read
+KB_FILE_SUFFIXES = tuple(_SUFFIXES)
 
 #: Edge attributes the GraphML writer uses itself (never read back as extra fields).
 _GRAPHML_RESERVED = frozenset({"property", "extra", "index", "id", "name_json", "property_json", "value_json"})
