@@ -32,6 +32,8 @@ from .kb.persistence import KB_FILE_SUFFIXES
 F = TypeVar("F", bound=Callable[..., Any])
 
 ENCODED_SUFFIX = ".safetensors"
+# `kblam chat` keeps this many earlier question/answer pairs in the prompt
+CHAT_HISTORY_TURNS = 4
 
 
 class CLIError(Exception):
@@ -500,7 +502,10 @@ def chat(
     backbone: Optional[str] = BACKBONE_OPT,
     encoder: Optional[str] = ENCODER_OPT,
 ) -> None:
-    """Interactive questions over a KB: one question per line, until 'exit' or end of input."""
+    """Interactive questions over a KB: one question per line, until 'exit' or end of input.
+
+    The conversation is kept: a follow-up ("And where is it based?") is read with the
+    earlier turns."""
     from .errors import KBLaMError
 
     mode_value = _check_mode(mode)
@@ -514,6 +519,7 @@ def chat(
     interactive = stream.isatty()
     console.print(f"[bold]kblam chat[/] over {len(manager.kb)} triple(s), mode {mode_value}. {CHAT_HELP}")
     changes: list[tuple[str, Any]] = []  # this session's edits, replayed onto the file as it is at save time
+    history: list[dict[str, str]] = []  # earlier questions and answers (the last CHAT_HISTORY_TURNS)
     while True:
         if interactive:
             console.print("[bold cyan]you>[/] ", end="")
@@ -545,7 +551,10 @@ def chat(
                 else:
                     raise CLIError(f"unknown command {cmd}; {CHAT_HELP}")
                 continue
-            result = model.generate(text, kb=manager, mode=mode_value, max_new_tokens=max_new_tokens)
+            # the KB query reads the conversation: follow-ups ("and its founder?") resolve against it
+            messages = [*history[-2 * CHAT_HISTORY_TURNS:], {"role": "user", "content": text}]
+            result = model.generate(messages, kb=manager, mode=mode_value, max_new_tokens=max_new_tokens)
+            history = [*messages, {"role": "assistant", "content": result.text}]
             console.print("[bold green]kblam>[/] ", end="")
             _print_answer(console, result, top_k)
         except (CLIError, KBLaMError) as exc:  # a bad line does not end the session

@@ -223,12 +223,16 @@ class FakeModel:
 
     def __init__(self):
         self.calls = []
+        self.messages = []
         self.encoder = object()
 
     def kb_manager(self, kb=None):
         return FakeManager(kb if kb is not None else KnowledgeBase())
 
     def generate(self, question, kb=None, *, mode="kblam", max_new_tokens=64, **kwargs):
+        self.messages.append(question)
+        if not isinstance(question, str):  # chat passes the conversation
+            question = question[-1]["content"]
         self.calls.append((question, mode, max_new_tokens, len(kb.kb)))
         triples = tuple(kb.kb)
         scores = torch.linspace(1.0, 0.1, len(triples)) if triples else None
@@ -258,6 +262,9 @@ def test_chat_reads_until_exit_and_edits_live(kb_file, fake_model):
     ok(result)
     assert [c[0] for c in fake_model.calls] == ["Who founded Veltrano Dynamics?", "Where is Nerovia?"]
     assert fake_model.calls[1][3] == 4  # the /add was seen by the next question
+    # the second question is asked with the first turn and its answer before it
+    assert [m["role"] for m in fake_model.messages[1]] == ["user", "assistant", "user"]
+    assert fake_model.messages[1][1]["content"] == "answer to Who founded Veltrano Dynamics?"
     assert "error:" in result.output and "unknown command" in result.output  # bad lines do not end the chat
     assert "Amara Velasquez" in result.output  # /kb
     assert ("Harlow Institute", "director", "Amara Velasquez") in KnowledgeBase.load(kb_file)
