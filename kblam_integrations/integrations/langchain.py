@@ -164,9 +164,12 @@ class KBLaMLLM(BaseChatModel):
     kblam_model: Any = Field(default=None, exclude=True, repr=False)
     mode: Literal["kblam", "grounded"] = Field(
         default="grounded",
-        description="'grounded' (default): KB attention picks grounded_k triples whose sentences go in the prompt; "
-                    "'kblam': knowledge tokens only (the value path is weaker; see docs/evaluation.md).")
-    grounded_k: int = Field(default=1, ge=1)
+        description="'grounded' (default): KB attention picks the asked triples, whose sentences go in the prompt; "
+                    "'kblam': their value blocks are attended instead (the KB's text never enters the prompt; "
+                    "see docs/evaluation.md for both modes' numbers).")
+    grounded_k: int | None = Field(default=None, ge=1,
+                                   description="Triples put in the prompt in grounded mode; None: as many as the "
+                                               "question asks for (one, two for a two-fact question).")
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     stop: list[str] | None = None

@@ -135,7 +135,8 @@ class KBLaMLlamaIndexLLM(CustomLLM):
     mode: Literal["kblam", "grounded"] = Field(
         default="grounded", description="'grounded' (default: attended triples' sentences go in the prompt) or "
                                         "'kblam' (knowledge tokens only).")
-    grounded_k: int = Field(default=1, ge=1, description="Triples put in the prompt in grounded mode.")
+    grounded_k: int | None = Field(default=None, ge=1, description="Triples put in the prompt in grounded mode "
+                                   "(None: as many as the question asks for).")
     max_new_tokens: int = Field(default=256, ge=1, description="Maximum number of generated tokens.")
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature (0: greedy).")
     stop: Optional[list[str]] = Field(default=None, description="Stop strings.")

@@ -432,7 +432,7 @@ def check_generation_options(*, max_new_tokens: Any, temperature: Any, mode: Any
             raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
 
     positive_int("max_new_tokens", max_new_tokens)
-    positive_int("grounded_k", grounded_k)
+    positive_int("grounded_k", grounded_k, allow_none=True)
     positive_int("top_k_attention", top_k_attention, allow_zero=True)
     positive_int("top_k_kb", top_k_kb, allow_none=True)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
