@@ -704,6 +704,8 @@ BENCHMARKS = {
     "eval": "Retrieval/answer/refusal sweep of the shipped weights (benchmarks/eval_sweep.py).",
     "extraction": "Precision/recall of the spaCy triple extractor on the gold set (benchmarks/extraction.py).",
     "kernels": "KB attention kernels at one KB size: streamed fp32 vs fused flash (benchmarks/kb_attention_kernels.py).",
+    "conversation": "Follow-up and two-fact questions in dialogues: KBLaM vs RAG on the last message and RAG with "
+                    "a condense step (benchmarks/conversation.py).",
 }
 
 
