@@ -1,7 +1,7 @@
 """KBLaMRetriever (LangChain) and KBLaMLlamaIndexRetriever on the real default stack (slow), plus cheap checks.
 
-langchain's EnsembleRetriever (langchain / langchain-classic) is not installed here, so the
-LangChain combination is a RunnableParallel over two retrievers fused by reciprocal rank,
+The LangChain combination is checked twice: langchain's own ``EnsembleRetriever``
+(langchain-classic, a dev dependency) and a RunnableParallel fused by reciprocal rank,
 which is what EnsembleRetriever computes.
 """
 
@@ -92,6 +92,13 @@ async def test_langchain_retriever_in_an_ensemble_with_a_vector_store():
     assert "Veltrano Dynamics builds autonomous cargo drones." in fused
     assert await ensemble.ainvoke(QUESTION) == fused
     assert [len(b) for b in ours.batch([QUESTION, "Where was Marie Curie born?"])] == [2, 2]
+    from langchain_classic.retrievers import EnsembleRetriever
+
+    real = EnsembleRetriever(retrievers=[ours, vector], weights=[0.5, 0.5])
+    texts = [d.page_content for d in real.invoke(QUESTION)]
+    assert texts[0] == "The founder of Veltrano Dynamics is Marisol Okonkwo."
+    assert "Veltrano Dynamics builds autonomous cargo drones." in texts
+    assert [d.page_content for d in await real.ainvoke(QUESTION)] == texts
 
 
 @pytest.mark.slow
