@@ -39,7 +39,7 @@ def test_empty_kb_generation_equals_base_model(smollm2_kblam):
 
 def test_generate_reports_attention_per_triple(smollm2_kblam, tmp_path):
     result = smollm2_kblam.generate("Who founded Veltrano Dynamics?", kb=KB, max_new_tokens=8)
-    assert isinstance(result.text, str) and result.completion_tokens > 0
+    assert isinstance(result.text, str) and result.text  # an answer or, untrained, the refusal sentence
     assert result.scores.shape == (len(KB),)
     assert set(result.layer_scores) == set(smollm2_kblam.config.kb_layers)
     top = result.top_k(2)

@@ -73,6 +73,7 @@ class Retrieval(NamedTuple):
     agreement: list[float]
     candidates: tuple[Triple, ...] = ()  # the attention's top candidates, attention order
     scores: torch.Tensor | None = None  # [N] every triple's retrieval score (the KB's order)
+    layer_scores: dict[int, torch.Tensor] = {}  # per KB layer, [N (+1 null)]
 
 
 @dataclass
@@ -502,7 +503,8 @@ class KBLaMModel(nn.Module):
         top = [TripleScore(tokens.triples[int(candidates[0, i])], float(result.scores[int(candidates[0, i])]))
                for i in positions[:k]]
         return Retrieval(top, result.null_score, refuse, agreement[:k],
-                         tuple(tokens.triples[int(i)] for i in candidates[0].tolist()), result.scores)
+                         tuple(tokens.triples[int(i)] for i in candidates[0].tolist()), result.scores,
+                         result.layer_scores)
 
     def _asked_count(self, agreement: Sequence[float]) -> int:
         """How many facts a question asks for: the best candidate, plus each next one whose key
@@ -673,7 +675,7 @@ class KBLaMModel(nn.Module):
         """Pure mode: the attention selects triples; their own backbone states are the values."""
         found = self._retrieve(messages, tokens, k=None, rerank=self.config.grounded_rerank)
         if found.refuse or not found.top:
-            return self._not_in_kb(messages, tokens, found, "kblam", kwargs)
+            return self._whole_kb_attention(self._not_in_kb(messages, tokens, found, "kblam", kwargs), found, tokens)
         layers = self.config.value_layers or list(range(self.config.num_hidden_layers))
         blocks = build_value_blocks(self.value_states.states([s.triple for s in found.top]),
                                     torch.tensor([s.score for s in found.top]), self._visible_from(messages), layers,
@@ -684,9 +686,13 @@ class KBLaMModel(nn.Module):
                         value_blocks=blocks)
         kwargs["stop"] = [*(kwargs.get("stop") or []), "\n"]
         res = self._generate(messages, None, use_kb_tokens=False, context=ctx, **kwargs)
-        res = self._attribute(res, found, tokens, "kblam")
-        if found.scores is not None:  # attribution over the whole KB, as the attention saw it
-            res.triples, res.scores = tokens.triples, found.scores
+        return self._whole_kb_attention(self._attribute(res, found, tokens, "kblam"), found, tokens)
+
+    @staticmethod
+    def _whole_kb_attention(res: GenerationResult, found: Retrieval, tokens: KBTokens) -> GenerationResult:
+        """Pure mode reports every triple's attention, as the knowledge tokens received it."""
+        if found.scores is not None:
+            res.triples, res.scores, res.layer_scores = tokens.triples, found.scores, found.layer_scores
         return res
 
     def _attribute(self, res: GenerationResult, found: Retrieval, tokens: KBTokens, mode: str) -> GenerationResult:
