@@ -86,13 +86,31 @@ def rag_answerer(model, min_cosine: float, condensed: bool):
     return answer
 
 
+def write_report(rows: list[dict], args, run_id: str) -> list[str]:
+    """``conversation.md`` from the rows measured so far (written after every method)."""
+    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    ci = lambda v: "" if not v else f" [{v[0]:.2f}, {v[1]:.2f}]"  # noqa: E731
+    lines = [f"KB size {args.kb_size}, `{Path(args.file).name}`, run `{run_id}`.", "",
+             "| method | follow-ups (n) | pronoun | ellipsis | switch back | top-1 used | two-fact (n) | "
+             "refusal P | refusal R | s |", "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {fmt(r['follow_up_accuracy'])}{ci(r['follow_up_accuracy_ci'])} "
+                     f"({r['follow_up_n']}) | {fmt(r['pronoun_accuracy'])} | {fmt(r['ellipsis_accuracy'])} | "
+                     f"{fmt(r['switch_back_accuracy'])} | {fmt(r['follow_up_top1'])} | "
+                     f"{fmt(r['two_fact_accuracy'])}{ci(r['two_fact_accuracy_ci'])} ({r['two_fact_n']}) | "
+                     f"{fmt(r['refusal_precision'])} | {fmt(r['refusal_recall'])} | {r['seconds']:.0f} |")
+    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", default=str(ROOT / "tests" / "data" / "dialogues_heldout_777.json"))
     parser.add_argument("--dev", default=str(ROOT / "tests" / "data" / "synthetic_dev_calibration.json"))
     parser.add_argument("--kb-size", type=int, default=100)
     parser.add_argument("--methods", nargs="+", default=["kblam-grounded", "kblam", "rag-last", "rag-condense"])
-    parser.add_argument("--max-dialogues", type=int, default=None)
+    parser.add_argument("--max-follow-ups", type=int, default=None, help="first N follow-up dialogues (default: all)")
+    parser.add_argument("--max-two-fact", type=int, default=None, help="first N two-fact questions (default: all)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "conversation.json"))
     args = parser.parse_args()
@@ -107,7 +125,8 @@ def main() -> None:
 
     model = KBLaMModel.from_pretrained()
     triples, dialogues = load_dialogue_file(args.file)
-    dialogues = dialogues[: args.max_dialogues]
+    follow = [d for d in dialogues if d.turns[0].kind != "two_fact"][: args.max_follow_ups]
+    dialogues = follow + [d for d in dialogues if d.turns[0].kind == "two_fact"][: args.max_two_fact]
     run_id, rows = uuid.uuid4().hex[:12], []
     min_cosine = None
     for method in args.methods:
@@ -132,19 +151,8 @@ def main() -> None:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"run_id": run_id, "file": Path(args.file).name, "rows": rows}, indent=1) + "\n")
-    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    ci = lambda v: "" if not v else f" [{v[0]:.2f}, {v[1]:.2f}]"  # noqa: E731
-    lines = [f"KB size {args.kb_size}, `{Path(args.file).name}`, run `{run_id}`.", "",
-             "| method | follow-ups (n) | pronoun | ellipsis | switch back | top-1 used | two-fact (n) | "
-             "refusal P | refusal R | s |", "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['method']} | {fmt(r['follow_up_accuracy'])}{ci(r['follow_up_accuracy_ci'])} "
-                     f"({r['follow_up_n']}) | {fmt(r['pronoun_accuracy'])} | {fmt(r['ellipsis_accuracy'])} | "
-                     f"{fmt(r['switch_back_accuracy'])} | {fmt(r['follow_up_top1'])} | "
-                     f"{fmt(r['two_fact_accuracy'])}{ci(r['two_fact_accuracy_ci'])} ({r['two_fact_n']}) | "
-                     f"{fmt(r['refusal_precision'])} | {fmt(r['refusal_recall'])} | {r['seconds']:.0f} |")
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        write_report(rows, args, run_id)
+    print("\n".join(write_report(rows, args, run_id)))
 
 
 if __name__ == "__main__":
