@@ -73,7 +73,7 @@ class Retrieval(NamedTuple):
     agreement: list[float]
     candidates: tuple[Triple, ...] = ()  # the attention's top candidates, attention order
     scores: torch.Tensor | None = None  # [N] every triple's retrieval score (the KB's order)
-    layer_scores: dict[int, torch.Tensor] = {}  # per KB layer, [N (+1 null)]
+    layer_scores: dict[int, torch.Tensor] | None = None  # per KB layer, [N (+1 null)]
 
 
 @dataclass
@@ -556,7 +556,9 @@ class KBLaMModel(nn.Module):
         """
         top = top_triples(probs) if candidates is None else candidates
         texts = [self.resolved_question(q, triples[i].name) for q, row in zip(questions, top.tolist()) for i in row]
-        q_emb = self.encoder.embed(texts, show_progress=False).view(*top.shape, -1)
+        unique = list(dict.fromkeys(texts))  # a single question is one text for all its candidates
+        where = {t: j for j, t in enumerate(unique)}
+        q_emb = self.encoder.embed(unique, show_progress=False)[[where[t] for t in texts]].view(*top.shape, -1)
         k_emb = self.encoder.embed([triples[i].key_text for i in top.flatten().tolist()], show_progress=False)
         return key_agreement(q_emb, k_emb.view(*top.shape, -1))
 
@@ -692,7 +694,7 @@ class KBLaMModel(nn.Module):
     def _whole_kb_attention(res: GenerationResult, found: Retrieval, tokens: KBTokens) -> GenerationResult:
         """Pure mode reports every triple's attention, as the knowledge tokens received it."""
         if found.scores is not None:
-            res.triples, res.scores, res.layer_scores = tokens.triples, found.scores, found.layer_scores
+            res.triples, res.scores, res.layer_scores = tokens.triples, found.scores, found.layer_scores or {}
         return res
 
     def _attribute(self, res: GenerationResult, found: Retrieval, tokens: KBTokens, mode: str) -> GenerationResult:
