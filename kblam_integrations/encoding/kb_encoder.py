@@ -10,6 +10,7 @@ import torch
 
 from ..kb.triple import Triple
 from .adapters import KnowledgeAdapters
+from .tokens import empty_tokens
 
 _PROGRESS_THRESHOLD = 2048
 # Triples encoded per block: the sentence encoder sees 2 x this many texts per call and
@@ -58,12 +59,10 @@ class KBEncoder:
         """Knowledge tokens ``(keys, values)``, each ``[N, num_kb_layers, kb_dim]`` in ``dtype``.
 
         Memory: the result is allocated once, layer-major (see
-        :func:`~kblam_integrations.encoding.manager.empty_tokens`), and filled ``block_size``
+        :func:`~kblam_integrations.encoding.tokens.empty_tokens`), and filled ``block_size``
         triples at a time (default :data:`ENCODE_BLOCK`): the fp32 sentence embeddings and
         adapter outputs only ever exist for one block, never for the whole KB.
         """
-        from .manager import empty_tokens
-
         n = len(triples)
         block = max(1, block_size or ENCODE_BLOCK)
         layers, dim = self.adapters.num_kb_layers, self.adapters.kb_dim

@@ -2,8 +2,8 @@
 milliseconds with a typed error instead of running for minutes (holding the model lock)
 and then producing degraded output or dying of OOM.
 
-Kept free of heavy imports (torch only): the KB manager uses the memory check, the
-model its prompt and sampling checks.
+Kept free of heavy imports (torch only). The memory check lives in :mod:`kblam_integrations.memory`,
+below the encoding layer that uses it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, InsufficientMemoryError, PromptTooLongError
+from ..errors import ConfigError, PromptTooLongError
+from ..memory import available_memory, check_memory  # noqa: F401 - re-exported
 
 #: Backbone config attributes that hold the context window, in order of preference.
 _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
@@ -60,34 +61,3 @@ def check_sampling(temperature: Any = 0.0, max_new_tokens: Any = None) -> None:
     if max_new_tokens is not None:
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-
-
-def available_memory(device: torch.device | str | None = None) -> int:
-    """Bytes that can be allocated now on ``device``: free GPU memory (plus what torch's
-    caching allocator holds free) for CUDA, available system RAM otherwise."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type == "cuda" and torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info(device)
-        reserved = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(free + max(0, reserved))
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
-def check_memory(needed: int, device: torch.device | str | None = None, *, what: str = "this operation") -> None:
-    """Raise :class:`InsufficientMemoryError` before allocating ``needed`` bytes that do not fit.
-
-    Better a one-line error naming the size now than an OOM kill (or a swapping machine)
-    half-way through encoding a million triples.
-    """
-    available = available_memory(device)
-    if needed > available:
-        raise InsufficientMemoryError(
-            f"{what} needs about {_gib(needed)} but only {_gib(available)} is available on "
-            f"{torch.device(device) if device is not None else 'cpu'}; use a smaller KB, fp16 tokens or a "
-            f"machine with more memory", needed=needed, available=available)
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"

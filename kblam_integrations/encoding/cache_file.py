@@ -1,0 +1,288 @@
+"""The encoded-KB file: writing it atomically and reading it back verified (see :data:`CACHE_FORMAT`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..errors import CacheIntegrityError, CacheMismatchError, KBFormatError, KBLaMError, KBValidationError
+from ..kb.knowledge_base import KnowledgeBase
+from ..kb.triple import Triple
+from ..memory import check_memory
+from .kb_encoder import KBEncoder
+from .tokens import KBTokens
+
+#: Format marker of encoded-KB caches. Layout (one safetensors file, never pickle):
+#:
+#: * ``keys``, ``values``: ``[layers, N, kb_dim]`` float16/bfloat16/float32 (layer-major,
+#:   as the tokens live in memory, so neither saving nor loading copies them);
+#: * ``triples``: uint8, the UTF-8 JSON list of triple records, each with its ``id`` (a
+#:   tensor, not the safetensors header, whose 100 MB cap would stop at ~430k triples);
+#: * header: format, encoder fingerprint, count/layers/dim/dtype and the SHA-256 of
+#:   each of the three tensors.
+#:
+#: :meth:`KBManager.load` verifies all of it, plus finiteness, ids against their text
+#: and a re-encoded sample of triples against their stored tokens.
+CACHE_FORMAT = "kblam-encoded-kb/2"
+_TOKEN_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
+#: Triples re-encoded by :meth:`KBManager.load` to check that tokens belong to their triples.
+VERIFY_SAMPLES = 8
+#: Largest relative error between a stored and a re-encoded token (fp16/bf16 rounding is ~1e-3).
+VERIFY_TOLERANCE = 0.05
+
+
+
+
+def write_cache(path: str | os.PathLike, snap: KBTokens, encoder: KBEncoder) -> Path:
+    """Write ``snap`` atomically as one safetensors file (format :data:`CACHE_FORMAT`).
+
+    Tokens, triple records (with ids) and checksums go in one file, so that
+    :func:`read_cache` can prove the tokens are the ones saved, for these triples, by
+    this encoder. The write goes through a temporary file renamed over ``path``.
+    """
+    from ..kb.persistence import atomic_write_with
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, t in enumerate(snap.triples):
+        record = {**t.to_dict(), "id": t.id}
+        try:
+            json.dumps(record)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise KBValidationError(f"extra field cannot be stored as JSON: {exc}", record=f"#{i} {t}") from exc
+        records.append(record)
+    blob = json.dumps(records, ensure_ascii=True).encode("ascii")
+    tensors = {
+        # [layers, N, dim]: a view, not a copy, of layer-major tokens
+        "keys": snap.keys.transpose(0, 1).contiguous(),
+        "values": snap.values.transpose(0, 1).contiguous(),
+        "triples": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
+    }
+    metadata = {
+        "format": CACHE_FORMAT,
+        "fingerprint": encoder.fingerprint,
+        "encoder": encoder.encoder_name,
+        "count": str(len(snap.triples)),
+        "layers": str(snap.keys.shape[1]),
+        "dim": str(snap.keys.shape[2]),
+        "dtype": str(snap.keys.dtype).replace("torch.", ""),
+        **{f"sha256_{name}": _sha256(t) for name, t in tensors.items()},
+    }
+    return atomic_write_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_cache(path: str | os.PathLike, encoder: KBEncoder, *, kb: KnowledgeBase | None = None,
+               verify_samples: int = VERIFY_SAMPLES) -> tuple[list[Triple], torch.Tensor, torch.Tensor]:
+    """The triples and ``[N, layers, dim]`` keys/values of an encoded-KB file, verified.
+
+    Refused with a typed error naming what differs:
+    :class:`CacheMismatchError` when the cache was made by other adapters or another
+    sentence encoder (fingerprint over their weights and config) or does not hold
+    exactly the triples of ``kb`` (when given);
+    :class:`CacheIntegrityError` (also a :class:`KBFormatError`) for a cache that is
+    corrupt or was edited: unknown/old format, bad header, wrong tensor names, shape
+    or dtype, checksum mismatch, NaN/inf tokens, malformed or duplicate triple
+    records, ids that do not match their text, or a re-encoded sample of
+    ``verify_samples`` triples that does not match the stored tokens (0 skips that).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise KBFormatError("encoded KB file not found", path=path)
+    meta, tensors = _read_checked(path, encoder)
+    count = _meta_int(meta, "count", path)
+    keys_lm, values_lm, blob = tensors["keys"], tensors["values"], tensors["triples"]
+    for name, t in tensors.items():
+        if _sha256(t) != meta.get(f"sha256_{name}"):
+            raise CacheIntegrityError(f"checksum mismatch: the {name} tensor changed after it was saved",
+                                      path=path, field=name)
+    for name, t in (("keys", keys_lm), ("values", values_lm)):
+        bad = first_non_finite(t.transpose(0, 1))
+        if bad is not None:
+            raise CacheIntegrityError(f"non-finite (NaN/inf) {name} for triple #{bad}", path=path, field=name)
+    triples = _parse_records(blob, count, path)
+    keys, values = keys_lm.transpose(0, 1), values_lm.transpose(0, 1)  # [N, L, D], layer-major
+    if verify_samples > 0 and triples:
+        _spot_check(encoder, triples, keys, values, verify_samples, path)
+    if kb is not None:
+        _check_same_triples(kb, triples, path)
+    return triples, keys, values
+
+
+def read_cached_triples(path: str | os.PathLike) -> list[Triple]:
+    """The triples an encoded-KB file holds, checked (format, count, records), without reading its tokens.
+
+    For callers that need the KB before a model is at hand; :func:`read_cache` verifies
+    the tokens themselves."""
+    path = Path(path)
+    meta, blob = _open_cache(path, lambda f, meta: f.get_tensor("triples"))
+    return _parse_records(blob, _meta_int(meta, "count", path), path)
+
+
+# ------------------------------------------------------------------ checks
+def _sha256(t: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes (native dtype, C order)."""
+    t = t.detach().cpu().contiguous().reshape(-1)
+    return hashlib.sha256(t.view(torch.uint8).numpy()).hexdigest() if t.numel() else hashlib.sha256().hexdigest()
+
+
+def first_non_finite(t: torch.Tensor) -> int | None:
+    """Index (dim 0) of the first triple with a NaN/inf token, layer by layer (no full-size mask)."""
+    if t.numel() == 0:
+        return None
+    for j in range(t.shape[1]):
+        ok = torch.isfinite(t[:, j]).all(dim=-1)
+        if not bool(ok.all()):
+            return int((~ok).nonzero()[0, 0])
+    return None
+
+
+def _meta_int(meta: dict, key: str, path: Path) -> int:
+    try:
+        value = int(meta[key])
+    except (KeyError, TypeError, ValueError):
+        raise CacheIntegrityError(f"missing or invalid {key!r} in the header", path=path, field=key) from None
+    if value < 0:
+        raise CacheIntegrityError(f"negative {key!r} in the header", path=path, field=key)
+    return value
+
+
+def _open_cache(path: Path, read: Callable):
+    """Open an encoded-KB file, check the header every reader relies on (format, tensor
+    names, token shapes against the count), then ``read(f, meta)``; errors are typed."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            fmt = meta.get("format")
+            if fmt != CACHE_FORMAT:
+                if isinstance(fmt, str) and fmt.startswith("kblam-encoded-kb/"):
+                    raise CacheIntegrityError(f"cache format {fmt!r} has no integrity data (this release reads "
+                                              f"{CACHE_FORMAT!r}); re-encode it with `kblam encode`",
+                                              path=path, field="format")
+                raise CacheIntegrityError("not an encoded KB (missing format marker)", path=path, field="format")
+            names = set(f.keys())
+            if names != {"keys", "values", "triples"}:
+                raise CacheIntegrityError(f"expected the tensors keys, values and triples, found {sorted(names)}",
+                                          path=path, field="tensors")
+            count = _meta_int(meta, "count", path)
+            for name in ("keys", "values"):
+                shape = list(f.get_slice(name).get_shape())
+                if len(shape) != 3 or shape[1] != count:
+                    raise CacheIntegrityError(f"{name} has shape {shape}; the header says {count} triples",
+                                              path=path, field=name)
+            return meta, read(f, meta)
+    except KBLaMError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+        raise KBFormatError(f"not a readable safetensors file: {exc}", path=path) from exc
+
+
+def _read_checked(path: Path, encoder: KBEncoder) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Header checks for this encoder (fingerprint, shapes, dtypes) before any tensor is read."""
+    adapters = encoder.adapters
+
+    def read(f, meta):
+        if meta.get("fingerprint") != encoder.fingerprint:
+            raise CacheMismatchError(
+                f"{path} was encoded by different adapters or a different sentence encoder "
+                f"(cache fingerprint {meta.get('fingerprint')!r} from encoder {meta.get('encoder')!r}, "
+                f"current {encoder.fingerprint!r} from {encoder.encoder_name!r}); re-encode it")
+        want = [adapters.num_kb_layers, _meta_int(meta, "count", path), adapters.kb_dim]
+        for name in ("keys", "values"):
+            sl = f.get_slice(name)
+            shape, dt = list(sl.get_shape()), sl.get_dtype()
+            if shape != want:
+                raise CacheIntegrityError(
+                    f"{name} has shape {shape}; expected [layers={want[0]}, triples={want[1]}, dim={want[2]}] "
+                    f"for these adapters and the header's count", path=path, field=name)
+            if dt not in _TOKEN_DTYPES:
+                raise CacheIntegrityError(f"{name} has dtype {dt}; expected one of {sorted(_TOKEN_DTYPES)}",
+                                          path=path, field=name)
+        sl = f.get_slice("triples")
+        if sl.get_dtype() != "U8" or len(sl.get_shape()) != 1:
+            raise CacheIntegrityError(f"triples must be a 1-D uint8 tensor, got {sl.get_dtype()} "
+                                      f"{list(sl.get_shape())}", path=path, field="triples")
+        if f.get_slice("keys").get_dtype() != f.get_slice("values").get_dtype():
+            raise CacheIntegrityError("keys and values have different dtypes", path=path, field="values")
+        check_memory(path.stat().st_size, "cpu", what=f"loading {path}")
+        return {name: f.get_tensor(name) for name in ("keys", "values", "triples")}
+
+    return _open_cache(path, read)
+
+
+def _parse_records(blob: torch.Tensor, count: int, path: Path) -> list[Triple]:
+    try:
+        records = json.loads(blob.numpy().tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CacheIntegrityError(f"triple records are not valid JSON: {exc}", path=path, field="triples") from None
+    if not isinstance(records, list):
+        raise CacheIntegrityError(f"triple records must be a list, got {type(records).__name__}",
+                                  path=path, field="triples")
+    if len(records) != count:
+        raise CacheIntegrityError(f"{len(records)} triple records for {count} tokens", path=path, field="triples")
+    triples, seen = [], set()
+    for i, record in enumerate(records):
+        try:
+            t = Triple.from_dict(record, index=i)
+        except KBValidationError as exc:
+            raise CacheIntegrityError(f"invalid triple record: {exc}", path=path, record=f"#{i}",
+                                      field=exc.field) from None
+        stored = record.get("id")
+        if stored != t.id:
+            raise CacheIntegrityError(f"stored id {stored!r} does not match the triple's text {t} (id {t.id!r})",
+                                      path=path, record=f"#{i}", field="id")
+        if t.id in seen:
+            raise CacheIntegrityError(f"duplicate triple {t}", path=path, record=f"#{i}", field="id")
+        seen.add(t.id)
+        triples.append(t)
+    return triples
+
+
+def _spot_check(encoder: KBEncoder, triples: list[Triple], keys: torch.Tensor, values: torch.Tensor,
+                samples: int, path: Path) -> None:
+    """Re-encode a few triples (spread over the KB, first and last included) and compare:
+    catches permuted or edited records and tokens made by another encoder that the
+    fingerprint cannot see. Costs ``samples`` triples of encoding."""
+    n = len(triples)
+    k = min(samples, n)
+    rows = sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
+    counted = encoder.triples_encoded  # a check, not an encode of the KB: leave the counter alone
+    try:
+        fresh_k, fresh_v = encoder.encode([triples[i] for i in rows], dtype=torch.float32, show_progress=False)
+    finally:
+        encoder.triples_encoded = counted
+    for name, stored, fresh in (("keys", keys, fresh_k), ("values", values, fresh_v)):
+        s = stored[rows].float().to(fresh.device)
+        err = (s - fresh).norm(dim=-1) / fresh.norm(dim=-1).clamp_min(1e-6)  # [k, layers]
+        worst = err.max(dim=-1).values
+        for r, e in zip(rows, worst.tolist()):
+            if not e <= VERIFY_TOLERANCE:
+                raise CacheIntegrityError(
+                    f"the stored {name} of triple #{r} {triples[r]} do not match its text re-encoded now "
+                    f"(relative error {e:.3g}): records and tokens were permuted or edited, or another encoder "
+                    f"made them; re-encode the KB", path=path, record=f"#{r}", field=name)
+
+
+def _check_same_triples(kb: KnowledgeBase, triples: list[Triple], path: Path) -> None:
+    _, current = kb.snapshot()
+    have = {t.id: t for t in triples}
+    want = {t.id: t for t in current}
+    missing = [t for i, t in want.items() if i not in have]
+    extra = [t for i, t in have.items() if i not in want]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} KB triple(s) not in the cache, e.g. {missing[0]}")
+        if extra:
+            parts.append(f"{len(extra)} cached triple(s) not in the KB, e.g. {extra[0]}")
+        raise CacheMismatchError(f"the encoded KB {path} does not hold this KB's triples: {'; '.join(parts)}; "
+                                 "re-encode it")
+
+

@@ -1,0 +1,68 @@
+"""Knowledge tokens in memory: the immutable :class:`KBTokens` snapshot and its layer-major layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..kb.triple import Triple
+
+
+def empty_tokens(n: int, layers: int, dim: int, *, dtype: torch.dtype = torch.float16,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """Uninitialised knowledge tokens ``[n, layers, dim]`` stored **layer-major**.
+
+    The tensor is a transposed view of ``[layers, n, dim]`` storage, so indexing by
+    triple (``t[i]``) works as for any ``[n, layers, dim]`` tensor while each KB layer's
+    slice ``t[:, j]`` is one contiguous block: attention streams it sequentially and
+    never needs a per-layer copy.
+    """
+    return torch.empty(layers, n, dim, dtype=dtype, device=device).transpose(0, 1)
+
+
+def is_layer_major(t: torch.Tensor) -> bool:
+    """Whether ``t[:, j]`` is contiguous for every layer ``j`` (see :func:`empty_tokens`)."""
+    return t.dim() == 3 and t.transpose(0, 1).is_contiguous()
+
+
+def layer_major(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``t`` itself if already layer-major (and of ``dtype``), else a layer-major copy."""
+    dtype = dtype or t.dtype
+    if is_layer_major(t) and t.dtype == dtype:
+        return t
+    out = empty_tokens(t.shape[0], t.shape[1], t.shape[2], dtype=dtype, device=t.device)
+    for j in range(t.shape[1]):  # one layer at a time: no full-size temporary
+        out[:, j] = t[:, j]
+    return out
+
+
+@dataclass(frozen=True)
+class KBTokens:
+    """An immutable, consistent view: triples[i] owns keys[i] / values[i].
+
+    ``keys``/``values`` are ``[N, n_kb_layers, kb_dim]``; the encoder stores them
+    layer-major (:func:`empty_tokens`), but any layout works.
+    """
+
+    version: int
+    triples: tuple[Triple, ...]
+    keys: torch.Tensor
+    values: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.triples)
+
+
+def gather_and_append(old: torch.Tensor, index: torch.Tensor, new: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Layer-major ``cat([old[index], new])`` in ``dtype``, written straight into the result."""
+    k = index.numel()
+    out = empty_tokens(k + new.shape[0], old.shape[1], old.shape[2], dtype=dtype, device=old.device)
+    for j in range(old.shape[1]):  # one layer at a time: temporaries are one layer's slice at most
+        if k and old.dtype == dtype:
+            torch.index_select(old[:, j], 0, index, out=out[:k, j])
+        elif k:
+            out[:k, j] = old[:, j].index_select(0, index)
+        if new.shape[0]:
+            out[k:, j] = new[:, j]
+    return out
