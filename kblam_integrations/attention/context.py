@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import torch
 
 if TYPE_CHECKING:
+    from .indexed_scoring import CandidateSearch
     from .value_blocks import ValueBlocks
 
 
@@ -77,6 +78,9 @@ class KBContext:
     row_weights: torch.Tensor | None = None
     # Pure mode's values: the selected triples' own backbone states (see :mod:`.value_blocks`).
     value_blocks: "ValueBlocks | None" = None
+    # Retrieval pass over a large KB: an index proposes candidate rows per KB layer instead of
+    # a scan of every key (see :mod:`.indexed_scoring`).
+    key_search: "CandidateSearch | None" = None
 
     @property
     def num_tokens(self) -> int:

@@ -24,6 +24,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from ..errors import ConfigError
 from .context import KBAttentionRecord, active_kb
+from .indexed_scoring import indexed_retrieval_probs
 from .rectangular import _accumulate, kb_logits, rectangular_attention
 from .scoring import kb_retrieval_probs
 from .value_blocks import block_attention
@@ -83,8 +84,12 @@ def _make_attention(base: str):
             rows = _prompt_rows(attention_mask, query)
             if ctx.row_weights is not None and ctx.row_weights.shape[-1] == query.shape[2]:
                 rows = ctx.row_weights if rows is None else rows.float() * ctx.row_weights
-            probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, row_mask=rows,
-                                       chunk_size=ctx.chunk_size)
+            if ctx.key_search is not None:
+                probs = indexed_retrieval_probs(kb_query, kb_keys, scale, search=ctx.key_search, slot=j,
+                                                null_key=null_k, row_mask=rows)
+            else:
+                probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, row_mask=rows,
+                                           chunk_size=ctx.chunk_size)
             rec = ctx.records.setdefault(layer, KBAttentionRecord())
             _accumulate(rec, probs.unsqueeze(1))
             return base_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)

@@ -28,11 +28,7 @@ def kb_retrieval_probs(kb_query: torch.Tensor, kb_keys: torch.Tensor, scaling: f
             one chunk at a time, so no fp32 copy of the whole KB is made).
         null_key: ``[H, D]`` key of the learned null token, appended as the last column.
     """
-    if row_mask is None:
-        q = kb_query.float().mean(dim=2)  # [B,H,D]: mean logit = logit of the mean query
-    else:
-        m = row_mask.to(torch.float32)[:, None, :, None]
-        q = (kb_query.float() * m).sum(2) / m.sum(2).clamp_min(1)
+    q = prompt_mean_query(kb_query, row_mask)
     n = kb_keys.shape[0]
     logits = torch.empty(q.shape[0], q.shape[1], n + (null_key is not None), dtype=torch.float32, device=q.device)
     for lo in range(0, n, chunk_size):
@@ -41,3 +37,12 @@ def kb_retrieval_probs(kb_query: torch.Tensor, kb_keys: torch.Tensor, scaling: f
     if null_key is not None:
         logits[..., n] = torch.einsum("bhd,hd->bh", q, null_key.float())
     return torch.softmax(logits * scaling, dim=-1).mean(dim=1)
+
+
+def prompt_mean_query(kb_query: torch.Tensor, row_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, H, D]``: the KB query averaged over the prompt rows (weighted by ``row_mask`` ``[B, q]``);
+    the mean logit over rows is the logit of this mean query."""
+    if row_mask is None:
+        return kb_query.float().mean(dim=2)
+    m = row_mask.to(torch.float32)[:, None, :, None]
+    return (kb_query.float() * m).sum(2) / m.sum(2).clamp_min(1)

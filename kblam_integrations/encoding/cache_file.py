@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -17,6 +17,7 @@ from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from ..memory import check_memory
 from .kb_encoder import KBEncoder
+from .key_index import KeyIndex
 from .tokens import KBTokens
 
 #: Format marker of encoded-KB caches. Layout (one safetensors file, never pickle):
@@ -25,12 +26,20 @@ from .tokens import KBTokens
 #:   as the tokens live in memory, so neither saving nor loading copies them);
 #: * ``triples``: uint8, the UTF-8 JSON list of triple records, each with its ``id`` (a
 #:   tensor, not the safetensors header, whose 100 MB cap would stop at ~430k triples);
+#: * ``key_embeddings`` ``[N, encoder_dim]`` and ``ids`` ``[N]`` int64 (format 3; absent in
+#:   format 2 files, which still load, without an index);
+#: * ``key_index``: uint8, the serialised faiss :class:`~.key_index.KeyIndex` (optional;
+#:   header ``index_kind``);
 #: * header: format, encoder fingerprint, count/layers/dim/dtype and the SHA-256 of
-#:   each of the three tensors.
+#:   each tensor.
 #:
-#: :meth:`KBManager.load` verifies all of it, plus finiteness, ids against their text
-#: and a re-encoded sample of triples against their stored tokens.
-CACHE_FORMAT = "kblam-encoded-kb/2"
+#: :func:`read_cache` verifies all of it, plus finiteness, ids against their text,
+#: a re-encoded sample of triples against their stored tokens and key embeddings, and
+#: the index against the ids and embeddings.
+CACHE_FORMAT = "kblam-encoded-kb/3"
+_READABLE_FORMATS = ("kblam-encoded-kb/2", CACHE_FORMAT)
+_REQUIRED = {"keys", "values", "triples"}
+_OPTIONAL = {"key_embeddings", "ids", "key_index"}
 _TOKEN_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
 #: Triples re-encoded by :meth:`KBManager.load` to check that tokens belong to their triples.
 VERIFY_SAMPLES = 8
@@ -66,6 +75,13 @@ def write_cache(path: str | os.PathLike, snap: KBTokens, encoder: KBEncoder) -> 
         "values": snap.values.transpose(0, 1).contiguous(),
         "triples": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
     }
+    if snap.key_embeddings is not None and snap.ids is not None:
+        tensors["key_embeddings"] = snap.key_embeddings.contiguous()
+        tensors["ids"] = snap.ids.contiguous()
+    index_kind = {}
+    if snap.index is not None:
+        tensors["key_index"] = snap.index.to_tensor()
+        index_kind = {"index_kind": snap.index.kind}
     metadata = {
         "format": CACHE_FORMAT,
         "fingerprint": encoder.fingerprint,
@@ -74,14 +90,25 @@ def write_cache(path: str | os.PathLike, snap: KBTokens, encoder: KBEncoder) -> 
         "layers": str(snap.keys.shape[1]),
         "dim": str(snap.keys.shape[2]),
         "dtype": str(snap.keys.dtype).replace("torch.", ""),
+        **index_kind,
         **{f"sha256_{name}": _sha256(t) for name, t in tensors.items()},
     }
     return atomic_write_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
+class CachedKB(NamedTuple):
+    triples: list[Triple]
+    keys: torch.Tensor
+    values: torch.Tensor
+    key_embeddings: torch.Tensor | None
+    ids: torch.Tensor | None
+    index: KeyIndex | None
+
+
 def read_cache(path: str | os.PathLike, encoder: KBEncoder, *, kb: KnowledgeBase | None = None,
-               verify_samples: int = VERIFY_SAMPLES) -> tuple[list[Triple], torch.Tensor, torch.Tensor]:
-    """The triples and ``[N, layers, dim]`` keys/values of an encoded-KB file, verified.
+               verify_samples: int = VERIFY_SAMPLES) -> CachedKB:
+    """The triples, ``[N, layers, dim]`` keys/values (and key embeddings, ids, index when
+    stored) of an encoded-KB file, verified.
 
     Refused with a typed error naming what differs:
     :class:`CacheMismatchError` when the cache was made by other adapters or another
@@ -109,11 +136,38 @@ def read_cache(path: str | os.PathLike, encoder: KBEncoder, *, kb: KnowledgeBase
             raise CacheIntegrityError(f"non-finite (NaN/inf) {name} for triple #{bad}", path=path, field=name)
     triples = _parse_records(blob, count, path)
     keys, values = keys_lm.transpose(0, 1), values_lm.transpose(0, 1)  # [N, L, D], layer-major
+    emb, ids, index = _read_index_parts(meta, tensors, count, encoder.adapters.encoder_dim, path)
     if verify_samples > 0 and triples:
-        _spot_check(encoder, triples, keys, values, verify_samples, path)
+        _spot_check(encoder, triples, keys, values, verify_samples, path, emb)
     if kb is not None:
         _check_same_triples(kb, triples, path)
-    return triples, keys, values
+    return CachedKB(triples, keys, values, emb, ids, index)
+
+
+def _read_index_parts(meta: dict, tensors: dict, count: int, dim: int, path: Path):
+    """Key embeddings, ids and index of a format-3 file (None for what is not stored), checked."""
+    emb, ids = tensors.get("key_embeddings"), tensors.get("ids")
+    if (emb is None) != (ids is None):
+        raise CacheIntegrityError("key_embeddings and ids are stored together", path=path, field="ids")
+    if emb is None:
+        if "key_index" in tensors:
+            raise CacheIntegrityError("a key index without key embeddings", path=path, field="key_index")
+        return None, None, None
+    if list(emb.shape) != [count, dim] or first_non_finite(emb.unsqueeze(1)) is not None:
+        raise CacheIntegrityError(f"key_embeddings must be finite with shape [{count}, {dim}], got "
+                                  f"{list(emb.shape)}", path=path, field="key_embeddings")
+    if ids.dtype != torch.int64 or list(ids.shape) != [count] or len(torch.unique(ids)) != count:
+        raise CacheIntegrityError(f"ids must be {count} distinct int64 values", path=path, field="ids")
+    index = None
+    if "key_index" in tensors:
+        try:
+            index = KeyIndex.from_tensor(tensors["key_index"], meta.get("index_kind", ""), dim)
+            index.verify(emb, ids)
+        except CacheIntegrityError as exc:
+            raise CacheIntegrityError(str(exc).split(" (")[0], path=path, field="key_index") from None
+        except Exception as exc:  # noqa: BLE001 - faiss raises RuntimeError on a corrupt blob
+            raise CacheIntegrityError(f"the key index cannot be read: {exc}", path=path, field="key_index") from None
+    return emb, ids, index
 
 
 def read_cached_triples(path: str | os.PathLike) -> list[Triple]:
@@ -161,15 +215,16 @@ def _open_cache(path: Path, read: Callable):
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             fmt = meta.get("format")
-            if fmt != CACHE_FORMAT:
+            if fmt not in _READABLE_FORMATS:
                 if isinstance(fmt, str) and fmt.startswith("kblam-encoded-kb/"):
                     raise CacheIntegrityError(f"cache format {fmt!r} has no integrity data (this release reads "
                                               f"{CACHE_FORMAT!r}); re-encode it with `kblam encode`",
                                               path=path, field="format")
                 raise CacheIntegrityError("not an encoded KB (missing format marker)", path=path, field="format")
             names = set(f.keys())
-            if names != {"keys", "values", "triples"}:
-                raise CacheIntegrityError(f"expected the tensors keys, values and triples, found {sorted(names)}",
+            if not _REQUIRED <= names <= _REQUIRED | _OPTIONAL:
+                raise CacheIntegrityError(f"expected the tensors keys, values and triples (and optionally "
+                                          f"{', '.join(sorted(_OPTIONAL))}), found {sorted(names)}",
                                           path=path, field="tensors")
             count = _meta_int(meta, "count", path)
             for name in ("keys", "values"):
@@ -212,7 +267,7 @@ def _read_checked(path: Path, encoder: KBEncoder) -> tuple[dict, dict[str, torch
         if f.get_slice("keys").get_dtype() != f.get_slice("values").get_dtype():
             raise CacheIntegrityError("keys and values have different dtypes", path=path, field="values")
         check_memory(path.stat().st_size, "cpu", what=f"loading {path}")
-        return {name: f.get_tensor(name) for name in ("keys", "values", "triples")}
+        return {name: f.get_tensor(name) for name in f.keys()}
 
     return _open_cache(path, read)
 
@@ -246,7 +301,7 @@ def _parse_records(blob: torch.Tensor, count: int, path: Path) -> list[Triple]:
 
 
 def _spot_check(encoder: KBEncoder, triples: list[Triple], keys: torch.Tensor, values: torch.Tensor,
-                samples: int, path: Path) -> None:
+                samples: int, path: Path, key_embeddings: torch.Tensor | None = None) -> None:
     """Re-encode a few triples (spread over the KB, first and last included) and compare:
     catches permuted or edited records and tokens made by another encoder that the
     fingerprint cannot see. Costs ``samples`` triples of encoding."""
@@ -255,10 +310,14 @@ def _spot_check(encoder: KBEncoder, triples: list[Triple], keys: torch.Tensor, v
     rows = sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
     counted = encoder.triples_encoded  # a check, not an encode of the KB: leave the counter alone
     try:
-        fresh_k, fresh_v = encoder.encode([triples[i] for i in rows], dtype=torch.float32, show_progress=False)
+        fresh_k, fresh_v, fresh_e = encoder.encode_with_key_embeddings([triples[i] for i in rows],
+                                                                       dtype=torch.float32, show_progress=False)
     finally:
         encoder.triples_encoded = counted
-    for name, stored, fresh in (("keys", keys, fresh_k), ("values", values, fresh_v)):
+    checks = [("keys", keys, fresh_k), ("values", values, fresh_v)]
+    if key_embeddings is not None:
+        checks.append(("key_embeddings", key_embeddings.unsqueeze(1), fresh_e.unsqueeze(1)))
+    for name, stored, fresh in checks:
         s = stored[rows].float().to(fresh.device)
         err = (s - fresh).norm(dim=-1) / fresh.norm(dim=-1).clamp_min(1e-6)  # [k, layers]
         worst = err.max(dim=-1).values

@@ -56,7 +56,16 @@ class KBEncoder:
 
     def encode(self, triples: Sequence[Triple], *, dtype: torch.dtype = torch.float16,
                show_progress: bool | None = None, block_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Knowledge tokens ``(keys, values)``, each ``[N, num_kb_layers, kb_dim]`` in ``dtype``.
+        """Knowledge tokens ``(keys, values)``; see :meth:`encode_with_key_embeddings`."""
+        keys, values, _ = self.encode_with_key_embeddings(triples, dtype=dtype, show_progress=show_progress,
+                                                          block_size=block_size)
+        return keys, values
+
+    def encode_with_key_embeddings(self, triples: Sequence[Triple], *, dtype: torch.dtype = torch.float16,
+                                   show_progress: bool | None = None, block_size: int | None = None
+                                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Knowledge tokens ``(keys, values)``, each ``[N, num_kb_layers, kb_dim]`` in ``dtype``, and the
+        key sentence embeddings ``[N, encoder_dim]`` they came from (what a key index searches).
 
         Memory: the result is allocated once, layer-major (see
         :func:`~kblam_integrations.encoding.tokens.empty_tokens`), and filled ``block_size``
@@ -69,6 +78,7 @@ class KBEncoder:
         device = self.adapters.key.weight.device
         keys = empty_tokens(n, layers, dim, dtype=dtype, device=device)
         values = empty_tokens(n, layers, dim, dtype=dtype, device=device)
+        key_embeddings = torch.empty(n, self.adapters.encoder_dim, dtype=dtype, device=device)
         progress = n >= _PROGRESS_THRESHOLD if show_progress is None else show_progress
         starts = range(0, n, block)
         if progress and n > block:
@@ -82,9 +92,10 @@ class KBEncoder:
                 k, v = self.adapters(key_emb.to(device), value_emb.to(device))
             keys[lo:hi] = k  # cast to ``dtype`` on the copy
             values[lo:hi] = v
+            key_embeddings[lo:hi] = key_emb
             del k, v, key_emb, value_emb
         self.triples_encoded += n
-        return keys, values
+        return keys, values, key_embeddings
 
     @property
     def fingerprint(self) -> str:

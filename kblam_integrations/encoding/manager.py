@@ -37,12 +37,18 @@ class KBManager:
         kb: the knowledge base to track (a new empty one if None).
         encoder: the :class:`KBEncoder` (sentence encoder + trained adapters).
         dtype: storage dtype of the tokens (fp16 default; bf16 or fp32 possible).
+        index: kind of :class:`~.key_index.KeyIndex` kept over the key embeddings
+            (``"ivf"``, ``"flat"``) once the KB has ``index_min_size`` triples; None: never.
+            It follows the KB: added triples are added to it, removed ones removed.
     """
 
-    def __init__(self, kb: KnowledgeBase | None, encoder: KBEncoder, *, dtype: torch.dtype = torch.float16):
+    def __init__(self, kb: KnowledgeBase | None, encoder: KBEncoder, *, dtype: torch.dtype = torch.float16,
+                 index: str | None = None, index_min_size: int = 0):
         self.kb = kb if kb is not None else KnowledgeBase()
         self.encoder = encoder
         self.dtype = dtype
+        self.index_kind, self.index_min_size = index, index_min_size
+        self._next_id = 0
         self._lock = threading.RLock()  # one encode at a time; never held by a KB writer
         self._latest_version: int | None = None  # bounded: the last change seen, not a log
         layers, dim = encoder.adapters.num_kb_layers, encoder.adapters.kb_dim
@@ -73,26 +79,39 @@ class KBManager:
             version, triples = self.kb.snapshot()
             if self._needs_full:
                 self._check_memory(len(triples), 0)
-                keys, values = self._encode(triples)
-                self._snapshot = KBTokens(version, triples, keys, values)
+                keys, values, emb = self._encode(triples)
+                ids = self._new_ids(len(triples))
+                self._snapshot = KBTokens(version, triples, keys, values, emb, ids, self._build_index(emb, ids))
                 self._needs_full = False
             elif self._snapshot.version != version:
                 self._snapshot = self._apply(version, triples)
             return self._snapshot
 
-    def _encode(self, triples: Sequence[Triple]) -> tuple[torch.Tensor, torch.Tensor]:
-        keys, values = self.encoder.encode(triples, dtype=self.dtype)
+    def _encode(self, triples: Sequence[Triple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        keys, values, emb = self.encoder.encode_with_key_embeddings(triples, dtype=self.dtype)
         for name, t in (("keys", keys), ("values", values)):
             bad = first_non_finite(t)
             if bad is not None:
                 raise KBValidationError(f"the encoder produced non-finite (NaN/inf) knowledge {name}",
                                         record=str(triples[bad]), field=name)
-        return keys, values
+        return keys, values, emb
+
+    def _new_ids(self, n: int) -> torch.Tensor:
+        ids = torch.arange(self._next_id, self._next_id + n, dtype=torch.long)
+        self._next_id += n
+        return ids
+
+    def _build_index(self, emb: torch.Tensor, ids: torch.Tensor):
+        if self.index_kind is None or len(ids) < max(1, self.index_min_size):
+            return None
+        from .key_index import KeyIndex
+
+        return KeyIndex.build(emb, ids, self.index_kind)
 
     def _check_memory(self, new: int, kept: int) -> None:
         """Refuse up front an encode whose token tensors cannot fit (see :func:`check_memory`)."""
         layers, dim = self.encoder.adapters.num_kb_layers, self.encoder.adapters.kb_dim
-        per_triple = 2 * layers * dim * torch.empty((), dtype=self.dtype).element_size()
+        per_triple = (2 * layers * dim + self.encoder.adapters.encoder_dim) * torch.empty((), dtype=self.dtype).element_size()
         needed = (new + kept) * per_triple
         if needed >= 64 * 2**20:  # small encodes always fit; skip the system call
             check_memory(needed, self.encoder.adapters.key.weight.device,
@@ -104,14 +123,27 @@ class KBManager:
         keep_rows = [row[t.id] for t in triples if t.id in row]
         new = [t for t in triples if t.id not in row]
         self._check_memory(len(new), len(keep_rows))
-        new_k, new_v = self._encode(new)
+        new_k, new_v, new_emb = self._encode(new)
         index = torch.tensor(keep_rows, dtype=torch.long)
         kept = [t for t in triples if t.id in row]
         # A new tensor (the old snapshot may still be in use), filled layer by layer: no
         # intermediate copy of the kept tokens.
         keys = gather_and_append(old.keys, index, new_k, self.dtype)
         values = gather_and_append(old.values, index, new_v, self.dtype)
-        return KBTokens(version, tuple(kept) + tuple(new), keys, values)
+        emb = ids = key_index = None
+        if old.key_embeddings is not None and old.ids is not None:
+            emb = torch.cat([old.key_embeddings.index_select(0, index), new_emb.to(old.key_embeddings.dtype)])
+            new_ids = self._new_ids(len(new))
+            ids = torch.cat([old.ids.index_select(0, index), new_ids])
+            key_index = old.index
+            if key_index is not None:
+                gone = torch.ones(len(old.triples), dtype=torch.bool)
+                gone[index] = False
+                key_index.remove(old.ids[gone])
+                key_index.add(new_emb, new_ids)
+            else:
+                key_index = self._build_index(emb, ids)
+        return KBTokens(version, tuple(kept) + tuple(new), keys, values, emb, ids, key_index)
 
     def refresh(self) -> None:
         """Re-encode everything (e.g. after the adapters changed)."""
@@ -137,12 +169,14 @@ class KBManager:
         """Reload an encoded KB without re-encoding it, after verifying it (see
         :func:`~.cache_file.read_cache` for what is checked and the errors raised).
         With ``kb`` the manager tracks that KB, which must hold exactly the cached triples."""
-        triples, keys, values = read_cache(path, encoder, kb=kb, verify_samples=verify_samples)
+        cached = read_cache(path, encoder, kb=kb, verify_samples=verify_samples)
+        triples, keys, values = cached.triples, cached.keys, cached.values
         if kb is None:
             kb = KnowledgeBase(triples)
         dtype = dtype or keys.dtype
-        manager = cls(kb, encoder, dtype=dtype)
+        manager = cls(kb, encoder, dtype=dtype, index=cached.index.kind if cached.index is not None else None)
         version, current = kb.snapshot()
+        emb, ids = cached.key_embeddings, cached.ids
         if [t.id for t in current] == [t.id for t in triples]:
             k, v = layer_major(keys, dtype), layer_major(values, dtype)
         else:
@@ -151,6 +185,10 @@ class KBManager:
             empty = torch.zeros(0, keys.shape[1], keys.shape[2], dtype=dtype)
             k = gather_and_append(keys, index, empty, dtype)
             v = gather_and_append(values, index, empty, dtype)
-        manager._snapshot = KBTokens(version, current, k, v)
+            if emb is not None:
+                emb, ids = emb.index_select(0, index), ids.index_select(0, index)
+        if ids is not None and len(ids):
+            manager._next_id = int(ids.max()) + 1
+        manager._snapshot = KBTokens(version, current, k, v, emb, ids, cached.index)
         manager._needs_full = False
         return manager

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..kb.triple import Triple
+
+if TYPE_CHECKING:
+    from .key_index import KeyIndex
 
 
 def empty_tokens(n: int, layers: int, dim: int, *, dtype: torch.dtype = torch.float16,
@@ -42,13 +46,19 @@ class KBTokens:
     """An immutable, consistent view: triples[i] owns keys[i] / values[i].
 
     ``keys``/``values`` are ``[N, n_kb_layers, kb_dim]``; the encoder stores them
-    layer-major (:func:`empty_tokens`), but any layout works.
+    layer-major (:func:`empty_tokens`), but any layout works. ``key_embeddings``
+    ``[N, encoder_dim]`` are the sentence embeddings the keys were made from, ``ids`` ``[N]``
+    each triple's stable int64 id in ``index`` (a :class:`~.key_index.KeyIndex` over the
+    key embeddings, shared with later snapshots of the same manager; None: no index).
     """
 
     version: int
     triples: tuple[Triple, ...]
     keys: torch.Tensor
     values: torch.Tensor
+    key_embeddings: torch.Tensor | None = None
+    ids: torch.Tensor | None = None
+    index: "KeyIndex | None" = None
 
     def __len__(self) -> int:
         return len(self.triples)

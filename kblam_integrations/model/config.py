@@ -77,6 +77,14 @@ class KBLaMConfig:
     value_bias: float = 2.0
     # the text whose states are a triple's value block: "fact" (its sentence) or "value"
     value_text: str = "fact"
+    # KBs of at least kb_index_min_size triples get a key index of this kind ("ivf", "flat";
+    # None: always scan every key): the retrieval pass scores the index's candidates exactly
+    # (see encoding/key_index.py and attention/indexed_scoring.py)
+    kb_index: str | None = "ivf"
+    kb_index_min_size: int = 20000
+    kb_index_candidates: int = 32
+    kb_index_nprobe: int = 16
+    kb_index_tail_sample: int = 1024
     refusal_classifier: dict[str, Any] | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     refusal: str = REFUSAL
@@ -84,7 +92,8 @@ class KBLaMConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_hidden_layers", "hidden_size", "num_attention_heads", "head_dim", "encoder_dim",
-                     "kb_layer_frequency", "chunk_size"):
+                     "kb_layer_frequency", "chunk_size", "kb_index_min_size", "kb_index_candidates",
+                     "kb_index_nprobe", "kb_index_tail_sample"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
@@ -99,6 +108,8 @@ class KBLaMConfig:
             raise ConfigError(f"non_kb_turns must be 'answer' or 'refuse', got {self.non_kb_turns!r}")
         if self.value_source not in ("states", "adapter"):
             raise ConfigError(f"value_source must be 'states' or 'adapter', got {self.value_source!r}")
+        if self.kb_index is not None and self.kb_index not in ("ivf", "flat"):
+            raise ConfigError(f"kb_index must be 'ivf', 'flat' or None, got {self.kb_index!r}")
         if self.value_text not in ("fact", "value"):
             raise ConfigError(f"value_text must be 'fact' or 'value', got {self.value_text!r}")
         if self.value_layers is not None:

@@ -25,6 +25,7 @@ from ..attention.injection import attention_modules, inject_kb_attention
 from ..attention.value_blocks import build_value_blocks
 from ..encoding.adapters import KnowledgeAdapters
 from ..encoding.kb_encoder import KBEncoder
+from ..encoding.key_index import KeyIndex, KeySearch, key_projections
 from ..encoding.manager import KBManager, KBTokens
 from ..encoding.value_states import ValueStateEncoder
 from ..errors import ConfigError, KBValidationError, ModelNotFoundError
@@ -166,6 +167,7 @@ class KBLaMModel(nn.Module):
         self.encoder = KBEncoder(sentence_encoder, self.adapters, encoder_name=config.encoder)
         self._generate_lock = threading.Lock()
         self._value_states: ValueStateEncoder | None = None
+        self._key_search: tuple[KBTokens, KeySearch] | None = None  # for the latest indexed snapshot
         self.to(next(backbone.parameters()).device)
 
     # ------------------------------------------------------------ construction
@@ -258,8 +260,9 @@ class KBLaMModel(nn.Module):
 
     # ---------------------------------------------------------------- KB plumbing
     def kb_manager(self, kb: KnowledgeBase | None = None) -> KBManager:
-        """A :class:`KBManager` tracking ``kb`` with this model's encoder."""
-        return KBManager(kb, self.encoder)
+        """A :class:`KBManager` tracking ``kb`` with this model's encoder (and, from
+        ``config.kb_index_min_size`` triples, a key index: ``config.kb_index``)."""
+        return KBManager(kb, self.encoder, index=self.config.kb_index, index_min_size=self.config.kb_index_min_size)
 
     def encode_kb(self, kb: KBLike) -> KBTokens | None:
         """Turn any KB-like input into a consistent :class:`KBTokens` snapshot (None for no KB)."""
@@ -274,15 +277,22 @@ class KBLaMModel(nn.Module):
         else:
             triples = tuple(KnowledgeBase(kb))
             version = None
-        keys, values = self.encoder.encode(triples)
-        return KBTokens(version if version is not None else -1, triples, keys, values)
+        keys, values, emb = self.encoder.encode_with_key_embeddings(triples)
+        ids = torch.arange(len(triples))
+        index = None
+        if self.config.kb_index is not None and len(triples) >= max(1, self.config.kb_index_min_size):
+            index = KeyIndex.build(emb, ids, self.config.kb_index, nprobe=self.config.kb_index_nprobe)
+        return KBTokens(version if version is not None else -1, triples, keys, values, emb, ids, index)
 
     def kb_context(self, tokens: KBTokens | None, *, record: bool = False, keep_logits: bool = False,
-                   top_k: int | None = None, scores_only: bool = False) -> KBContext | None:
+                   top_k: int | None = None, scores_only: bool = False,
+                   kb_len: int | None = None) -> KBContext | None:
         """The attention context for these tokens (None when the KB is empty: exact base model).
 
         ``scores_only``: a retrieval pass that records per-triple retrieval probabilities
-        and leaves the backbone's outputs unchanged.
+        and leaves the backbone's outputs unchanged; over an indexed KB it scores the index's
+        candidates only. ``kb_len``: the KB size for the score shift when ``tokens`` are a
+        subset of a larger KB (the index's candidates).
         """
         if tokens is None or len(tokens) == 0:
             return None
@@ -298,10 +308,33 @@ class KBLaMModel(nn.Module):
             keys=keys, values=values, null_keys=null_keys, null_values=null_values,
             layer_map={l: j for j, l in enumerate(self.config.kb_layers)},
             query_projections={int(k): v for k, v in self.kb_queries.items()},
-            kb_len=len(tokens), kb_scale_factor=self.config.kb_scale_factor, chunk_size=self.config.chunk_size,
-            top_k=top_k if top_k is not None else self.config.top_k_kb, record=record, keep_logits=keep_logits,
-            scores_only=scores_only,
+            kb_len=kb_len or len(tokens), kb_scale_factor=self.config.kb_scale_factor,
+            chunk_size=self.config.chunk_size, top_k=top_k if top_k is not None else self.config.top_k_kb,
+            record=record, keep_logits=keep_logits, scores_only=scores_only,
+            key_search=self.key_search(tokens) if scores_only and not keep_logits else None,
         )
+
+    def key_search(self, tokens: KBTokens) -> KeySearch | None:
+        """The index's candidate search for this snapshot (None without an index); kept for the
+        latest snapshot, whose row-of-id table costs a sort of the KB's ids to build."""
+        if tokens.index is None or tokens.ids is None or tokens.key_embeddings is None:
+            return None
+        if self._key_search is not None and self._key_search[0] is tokens:
+            return self._key_search[1]
+        search = KeySearch(tokens.index, tokens.ids,
+                           key_projections(self.adapters.key.weight, len(self.config.kb_layers), self.config.kb_dim),
+                           candidates=self.config.kb_index_candidates, tail_sample=self.config.kb_index_tail_sample)
+        tokens.index.nprobe = self.config.kb_index_nprobe
+        self._key_search = (tokens, search)
+        return search
+
+    def _index_candidates(self, messages, tokens: KBTokens) -> KBTokens:
+        """The full attention path over an indexed KB: the knowledge tokens of the retrieval
+        pass's candidates (attention is exact over them; the rest of the KB gets none)."""
+        found = self._retrieve_once(messages, tokens, None, rerank=False)
+        rows = torch.nonzero(found.scores > 0).flatten()
+        return KBTokens(tokens.version, tuple(tokens.triples[int(i)] for i in rows), tokens.keys[rows],
+                        tokens.values[rows])
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 kb: KBTokens | None = None, *, context: KBContext | None = None, **kwargs: Any):
@@ -396,7 +429,11 @@ class KBLaMModel(nn.Module):
                 streamer.on_finalized_text(answer_prefix[prefix_streamed:])
         ctx = context
         if use_kb_tokens and ctx is None:
-            ctx = self.kb_context(tokens, record=True, top_k=top_k_kb, scores_only=not self.config.inject_values)
+            kb_len = None
+            if self.config.inject_values and tokens is not None and tokens.index is not None:
+                kb_len, tokens = len(tokens), self._index_candidates(messages, tokens)
+            ctx = self.kb_context(tokens, record=True, top_k=top_k_kb, scores_only=not self.config.inject_values,
+                                  kb_len=kb_len)
         gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
         if temperature and temperature > 0:
             gen_kwargs.update(do_sample=True, temperature=float(temperature))

@@ -1,0 +1,185 @@
+"""A maximum-inner-product index over the KB's key embeddings, so KB attention need not scan every triple.
+
+Why the sentence-encoder space: a knowledge token's key in KB layer ``j`` is
+``LayerNorm(W_j e)`` (no affine), i.e. ``sqrt(d) * C W_j e / |C W_j e|`` with ``C`` the
+centring matrix. The score of a KB query ``q`` against it is therefore
+``(W_j^T C q) . e / sigma_j(e)``: an inner product in the encoder's space up to the
+per-triple norm ``sigma_j(e)``. One index over the ``[N, encoder_dim]`` key embeddings
+(384 floats per triple, not ``layers x kb_dim``) thus serves every KB layer: layer
+``j``'s query is mapped by ``P_j = C W_j`` and searched. Because ``sigma_j`` varies a
+little from triple to triple, the search returns *candidates* (a few dozen); the
+attention side then scores those candidates exactly against their stored keys
+(:mod:`kblam_integrations.attention.indexed_scoring`).
+
+Kinds: ``"flat"`` (exact inner-product search, for checks and small KBs) and ``"ivf"``
+(inverted lists: approximate, sublinear, supports removal). Ids are stable int64 per
+triple, so adding or removing triples updates the index without touching the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import CacheIntegrityError, ConfigError
+
+INDEX_KINDS = ("flat", "ivf")
+#: Training points faiss wants per inverted list (it warns below 39).
+_POINTS_PER_LIST = 39
+
+
+def _faiss():
+    import faiss  # imported on first use: ~0.3 s
+
+    return faiss
+
+
+def default_nlist(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about ``4 sqrt(n)``, and at least 39 training points per list."""
+    return max(1, min(int(4 * math.sqrt(max(n, 1))), n // _POINTS_PER_LIST))
+
+
+class KeyIndex:
+    """A faiss inner-product index over key embeddings, addressed by stable int64 ids."""
+
+    def __init__(self, index, kind: str, dim: int, nprobe: int = 16):
+        if kind not in INDEX_KINDS:
+            raise ConfigError(f"kb_index must be one of {INDEX_KINDS}, got {kind!r}")
+        self.index, self.kind, self.dim = index, kind, dim
+        self.nprobe = nprobe
+        self._lock = threading.Lock()  # faiss indexes are not safe to search while being changed
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, embeddings: torch.Tensor, ids: torch.Tensor, kind: str = "ivf", *, nlist: int | None = None,
+              nprobe: int = 16, seed: int = 0) -> "KeyIndex":
+        """An index of ``embeddings`` ``[N, E]`` under ``ids`` ``[N]`` (IVF lists trained on a sample)."""
+        faiss = _faiss()
+        x = _as_f32(embeddings)
+        n, dim = x.shape
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif kind == "ivf":
+            lists = nlist or default_nlist(n)
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+            sample = x
+            if n > lists * 256:  # k-means needs far fewer points than a large KB has
+                rows = np.random.default_rng(seed).choice(n, lists * 256, replace=False)
+                sample = x[np.sort(rows)]
+            index.cp.seed = seed
+            index.train(sample if len(sample) else np.zeros((1, dim), dtype=np.float32))
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # removal and lookup by id
+        else:
+            raise ConfigError(f"kb_index must be one of {INDEX_KINDS}, got {kind!r}")
+        out = cls(index, kind, dim, nprobe)
+        out.add(embeddings, ids)
+        return out
+
+    def add(self, embeddings: torch.Tensor, ids: torch.Tensor) -> None:
+        """Add triples (their ids must not be in the index yet)."""
+        if len(ids):
+            with self._lock:
+                self.index.add_with_ids(_as_f32(embeddings), _as_ids(ids))
+
+    def remove(self, ids: torch.Tensor | Sequence[int]) -> None:
+        """Remove triples by id (unknown ids are ignored)."""
+        if len(ids):
+            with self._lock:
+                self.index.remove_ids(_as_ids(torch.as_tensor(ids)))
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    # ------------------------------------------------------------------ search
+    def search(self, vectors: torch.Tensor, k: int) -> torch.Tensor:
+        """Ids ``[Q, k]`` of the largest inner products with ``vectors`` ``[Q, E]`` (-1 where fewer exist)."""
+        with self._lock:
+            if self.kind == "ivf":
+                self.index.nprobe = min(self.nprobe, self.index.nlist)
+            _, found = self.index.search(_as_f32(vectors), max(1, min(k, max(self.ntotal, 1))))
+        return torch.from_numpy(found)
+
+    # ------------------------------------------------------------- persistence
+    def to_tensor(self) -> torch.Tensor:
+        """The serialised index as a uint8 tensor (stored in the encoded-KB file, checksummed there)."""
+        with self._lock:
+            return torch.from_numpy(_faiss().serialize_index(self.index).copy())
+
+    @classmethod
+    def from_tensor(cls, blob: torch.Tensor, kind: str, dim: int, *, nprobe: int = 16) -> "KeyIndex":
+        index = _faiss().deserialize_index(np.ascontiguousarray(blob.numpy()))
+        if int(index.d) != dim:
+            raise CacheIntegrityError(f"the key index has dimension {index.d}, the key embeddings {dim}",
+                                      field="key_index")
+        if kind not in INDEX_KINDS or (kind == "ivf") != hasattr(index, "nprobe"):
+            raise CacheIntegrityError(f"the key index is not of the stored kind {kind!r}", field="key_index")
+        return cls(index, kind, dim, nprobe)
+
+    def verify(self, embeddings: torch.Tensor, ids: torch.Tensor, samples: int = 8) -> None:
+        """Raise :class:`CacheIntegrityError` unless the index holds exactly ``ids``, each with its embedding
+        (checked on a sample spread over the KB): an index that drifted from its KB would hide triples."""
+        n = len(ids)
+        if self.ntotal != n:
+            raise CacheIntegrityError(f"the key index holds {self.ntotal} vectors for {n} triples", field="key_index")
+        rows = sorted({round(i * (n - 1) / max(1, samples - 1)) for i in range(min(samples, n))})
+        for r in rows:
+            try:
+                stored = self.index.reconstruct(int(ids[r]))
+            except RuntimeError:
+                raise CacheIntegrityError(f"the key index has no vector for triple #{r}", field="key_index",
+                                          record=f"#{r}") from None
+            want = _as_f32(embeddings[r:r + 1])[0]
+            if not np.allclose(stored, want, atol=1e-3):
+                raise CacheIntegrityError(f"the key index's vector for triple #{r} is not its key embedding",
+                                          field="key_index", record=f"#{r}")
+
+
+def _as_f32(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().float().cpu().numpy(), dtype=np.float32)
+
+
+def _as_ids(ids: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(ids.detach().cpu().numpy(), dtype=np.int64)
+
+
+class KeySearch:
+    """What KB attention needs from an index, for one snapshot: candidate *rows* per KB layer.
+
+    Args:
+        index: the :class:`KeyIndex` (ids, not rows).
+        ids: ``[N]`` id of each row of the snapshot (ids the index returns for triples not
+            in this snapshot, e.g. added since, are dropped).
+        projections: ``[layers, kb_dim, E]`` the per-layer ``C W_j`` (see the module docstring).
+        candidates: rows returned per query.
+        tail_sample: rows sampled at random to estimate the softmax mass of the rows not
+            returned (see :func:`~kblam_integrations.attention.indexed_scoring.indexed_retrieval_probs`).
+    """
+
+    def __init__(self, index: KeyIndex, ids: torch.Tensor, projections: torch.Tensor, *, candidates: int = 32,
+                 tail_sample: int = 1024, seed: int = 0):
+        self.index, self.projections, self.k = index, projections, candidates
+        order = torch.argsort(ids)
+        self._sorted_ids, self._rows = ids[order], order
+        n = len(ids)
+        g = torch.Generator().manual_seed(seed)
+        self.tail_rows = torch.randperm(n, generator=g)[: min(tail_sample, n)].sort().values
+
+    def candidates(self, slot: int, query: torch.Tensor) -> torch.Tensor:
+        """Rows ``[B, k]`` (-1 padded) whose keys in KB layer ``slot`` best match ``query`` ``[B, kb_dim]``."""
+        vectors = query.float() @ self.projections[slot]
+        found = self.index.search(vectors, self.k)
+        pos = torch.searchsorted(self._sorted_ids, found.clamp_min(0)).clamp_max(len(self._sorted_ids) - 1)
+        hit = (found >= 0) & (self._sorted_ids[pos] == found)
+        return torch.where(hit, self._rows[pos], torch.full_like(found, -1))
+
+
+def key_projections(key_weight: torch.Tensor, num_layers: int, kb_dim: int) -> torch.Tensor:
+    """``[layers, kb_dim, E]``: each KB layer's key map ``W_j`` centred over its output (``C W_j``),
+    the map that takes a KB query into the sentence-encoder space (see the module docstring)."""
+    w = key_weight.detach().float().view(num_layers, kb_dim, -1)
+    return w - w.mean(dim=1, keepdim=True)
