@@ -62,7 +62,8 @@ import _common as C  # noqa: E402
 DEFAULT_SIZES = [0, 100, 1000, 10_000, 100_000]
 DEFAULT_OUT = C.DOCS_DIR / "kb_scaling.json"
 QUESTION = "What is the founder of Veltrano Dynamics?"
-KBLAM_METHODS = ("kblam", "kblam-scores")
+KBLAM_METHODS = ("kblam", "kblam-scores", "kblam-index-ivf")
+INDEX_METHODS = {"kblam-index-ivf": "ivf"}
 TTFT_RATIO_TARGET = 2.0  # at 10k triples vs. the empty KB
 RSS_OVERHEAD_TARGET = 1.10  # peak <= model + 1.1 x fp16 token size
 
@@ -76,7 +77,7 @@ COLUMNS = [("method", "method"), ("kb_size", "KB size"), ("ttft_s", "TTFT (s)"),
 
 
 # ------------------------------------------------------------------- one measurement
-def random_kb_tokens(model, n: int, seed: int = 0):
+def random_kb_tokens(model, n: int, seed: int = 0, *, values: bool = True):
     """``KBTokens`` of ``n`` random fp16 knowledge tokens (placeholder triples).
 
     Same storage as the encoder's (:func:`~kblam_integrations.encoding.manager.empty_tokens`:
@@ -89,12 +90,37 @@ def random_kb_tokens(model, n: int, seed: int = 0):
     layers, dim = model.adapters.num_kb_layers, model.adapters.kb_dim
     gen = torch.Generator().manual_seed(seed)
     keys = empty_tokens(n, layers, dim, dtype=torch.float16)
-    values = empty_tokens(n, layers, dim, dtype=torch.float16)
+    if values:
+        vals = empty_tokens(n, layers, dim, dtype=torch.float16)
+    else:  # a zero-stride view: shape of the values, no memory
+        vals = torch.zeros(1, layers, dim, dtype=torch.float16).expand(n, layers, dim)
     for j in range(layers):
         keys[:, j].normal_(0.0, 0.5, generator=gen)
-        values[:, j].normal_(0.0, 0.5, generator=gen)
+        if values:
+            vals[:, j].normal_(0.0, 0.5, generator=gen)
     triples = tuple(Placeholder(f"entity {i}", "property", f"value {i}") for i in range(n))
-    return KBTokens(version=0, triples=triples, keys=keys, values=values)
+    return KBTokens(version=0, triples=triples, keys=keys, values=vals)
+
+
+def indexed_kb_tokens(model, n: int, kind: str, seed: int = 0):
+    """Random keys (as :func:`random_kb_tokens`), random unit key embeddings and a ``kind`` key index.
+
+    Keys only: the indexed retrieval pass reads keys and never values, so values are a
+    zero-stride view (no memory). Returns ``(tokens, index_build_s)``.
+    """
+    import torch
+
+    from kblam_integrations.encoding.key_index import KeyIndex
+    from kblam_integrations.encoding.tokens import KBTokens
+
+    full = random_kb_tokens(model, n, seed, values=False)
+    gen = torch.Generator().manual_seed(seed + 1)
+    emb = torch.nn.functional.normalize(torch.randn(n, model.config.encoder_dim, generator=gen), dim=-1)
+    ids = torch.arange(n)
+    t0 = time.perf_counter()
+    index = KeyIndex.build(emb, ids, kind, nprobe=model.config.kb_index_nprobe)
+    build_s = time.perf_counter() - t0
+    return KBTokens(0, full.triples, full.keys, full.values, emb.half(), ids, index), build_s
 
 
 def shares_storage(ctx, tokens) -> bool:
@@ -189,8 +215,13 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
     row.update(model_rss_mb=model_rss, encode_s=encode_s, encode_s_estimated=estimated)
 
     if kblam:
-        tokens = random_kb_tokens(model, size) if size else None
-        token_bytes = (tokens.keys.numel() + tokens.values.numel()) * 2 if tokens is not None else 0
+        if method in INDEX_METHODS and size:
+            tokens, row["index_build_s"] = indexed_kb_tokens(model, size, INDEX_METHODS[method])
+            row["index_mb"] = tokens.index.to_tensor().numel() / 2**20
+            token_bytes = tokens.keys.numel() * 2 + tokens.key_embeddings.numel() * 2
+        else:
+            tokens = random_kb_tokens(model, size) if size else None
+            token_bytes = (tokens.keys.numel() + tokens.values.numel()) * 2 if tokens is not None else 0
         row["kb_token_mb"] = token_bytes / 2**20
         row["prompt_tokens"] = int(ids.shape[1])
         prompt = ids
@@ -210,7 +241,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
         # the full [prompt, vocab] logits would add a 49k-wide lm_head GEMM per prompt token
         # to both the KB and the empty-KB time, flattering the ratio.
         last_logits = {"logits_to_keep": 1} if C.supports_logits_to_keep(model.backbone) else {}
-        scores_only = method == "kblam-scores"
+        scores_only = method in ("kblam-scores", *INDEX_METHODS)
 
         def first_token(kb=tokens) -> int:
             # What generate() does per call: build the KB context (recording retrieval

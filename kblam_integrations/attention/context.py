@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import torch
 
 if TYPE_CHECKING:
-    from .indexed_scoring import CandidateSearch
+    from .indexed_scoring import CandidateSearch, IndexedRetrieval
     from .value_blocks import ValueBlocks
 
 
@@ -81,6 +81,7 @@ class KBContext:
     # Retrieval pass over a large KB: an index proposes candidate rows per KB layer instead of
     # a scan of every key (see :mod:`.indexed_scoring`).
     key_search: "CandidateSearch | None" = None
+    indexed: "IndexedRetrieval | None" = None  # the forward in progress over the index
 
     @property
     def num_tokens(self) -> int:

@@ -24,9 +24,9 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from ..errors import ConfigError
 from .context import KBAttentionRecord, active_kb
-from .indexed_scoring import indexed_retrieval_probs
+from .indexed_scoring import IndexedRetrieval
 from .rectangular import _accumulate, kb_logits, rectangular_attention
-from .scoring import kb_retrieval_probs
+from .scoring import kb_retrieval_probs, prompt_mean_query
 from .value_blocks import block_attention
 
 KBLAM_ATTENTION = "kblam"
@@ -85,13 +85,11 @@ def _make_attention(base: str):
             if ctx.row_weights is not None and ctx.row_weights.shape[-1] == query.shape[2]:
                 rows = ctx.row_weights if rows is None else rows.float() * ctx.row_weights
             if ctx.key_search is not None:
-                probs = indexed_retrieval_probs(kb_query, kb_keys, scale, search=ctx.key_search, slot=j,
-                                                null_key=null_k, row_mask=rows)
+                _indexed_scores(ctx, j, prompt_mean_query(kb_query, rows), kb_keys, null_k, scale)
             else:
                 probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, row_mask=rows,
                                            chunk_size=ctx.chunk_size)
-            rec = ctx.records.setdefault(layer, KBAttentionRecord())
-            _accumulate(rec, probs.unsqueeze(1))
+                _accumulate(ctx.records.setdefault(layer, KBAttentionRecord()), probs.unsqueeze(1))
             return base_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
         if ctx.detach_query_input:
             # Retrieval training: the backbone runs without autograd; only the KB logits
@@ -116,6 +114,18 @@ def _make_attention(base: str):
         return out, None
 
     return kblam_attention_forward
+
+
+def _indexed_scores(ctx, slot: int, query: torch.Tensor, kb_keys: torch.Tensor, null_key, scaling: float) -> None:
+    """Hand KB layer ``slot``'s query to the call's :class:`IndexedRetrieval`; after the last KB layer,
+    record every layer's probabilities (the backbone's outputs do not depend on them)."""
+    if ctx.indexed is None:
+        ctx.indexed = IndexedRetrieval(ctx.key_search, len(ctx.layer_map))
+    ctx.indexed.observe(slot, query, kb_keys, null_key, scaling)
+    if ctx.indexed.complete:
+        layer_of = {j: layer for layer, j in ctx.layer_map.items()}
+        for j, probs in ctx.indexed.finish().items():
+            _accumulate(ctx.records.setdefault(layer_of[j], KBAttentionRecord()), probs.unsqueeze(1))
 
 
 def _prompt_rows(mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor | None:

@@ -148,34 +148,61 @@ def _as_ids(ids: torch.Tensor) -> np.ndarray:
 
 
 class KeySearch:
-    """What KB attention needs from an index, for one snapshot: candidate *rows* per KB layer.
+    """What KB attention needs from an index, for one snapshot: candidate *rows* for a question.
 
     Args:
         index: the :class:`KeyIndex` (ids, not rows).
         ids: ``[N]`` id of each row of the snapshot (ids the index returns for triples not
             in this snapshot, e.g. added since, are dropped).
+        embeddings: ``[N, E]`` the snapshot's key embeddings (a sample sets each layer's
+            typical key norm, which puts the layers' queries on one scale).
         projections: ``[layers, kb_dim, E]`` the per-layer ``C W_j`` (see the module docstring).
-        candidates: rows returned per query.
+        candidates: rows searched per KB layer's query and, 4x as many, for their sum.
         tail_sample: rows sampled at random to estimate the softmax mass of the rows not
-            returned (see :func:`~kblam_integrations.attention.indexed_scoring.indexed_retrieval_probs`).
+            proposed (see :mod:`kblam_integrations.attention.indexed_scoring`).
     """
 
-    def __init__(self, index: KeyIndex, ids: torch.Tensor, projections: torch.Tensor, *, candidates: int = 32,
-                 tail_sample: int = 1024, seed: int = 0):
+    def __init__(self, index: KeyIndex, ids: torch.Tensor, embeddings: torch.Tensor, projections: torch.Tensor, *,
+                 candidates: int = 32, tail_sample: int = 1024, seed: int = 0):
         self.index, self.projections, self.k = index, projections, candidates
         order = torch.argsort(ids)
         self._sorted_ids, self._rows = ids[order], order
         n = len(ids)
         g = torch.Generator().manual_seed(seed)
         self.tail_rows = torch.randperm(n, generator=g)[: min(tail_sample, n)].sort().values
+        sample = embeddings[self.tail_rows].float()  # [m, E]
+        kb_dim = projections.shape[1]
+        # sigma_j(e) = |C W_j e| / sqrt(kb_dim): LayerNorm divides the key by it
+        self.key_norm = torch.einsum("lde,me->lmd", projections, sample).norm(dim=-1).mean(1) / math.sqrt(kb_dim)
+        self._tail_keys: dict[int, torch.Tensor] = {}
 
-    def candidates(self, slot: int, query: torch.Tensor) -> torch.Tensor:
-        """Rows ``[B, k]`` (-1 padded) whose keys in KB layer ``slot`` best match ``query`` ``[B, kb_dim]``."""
-        vectors = query.float() @ self.projections[slot]
-        found = self.index.search(vectors, self.k)
+    def candidates(self, queries: torch.Tensor, scaling: float) -> torch.Tensor:
+        """Rows ``[B, c]`` (-1 padded) for the KB layers' queries ``[layers, B, kb_dim]``: the best
+        ``candidates`` of each layer's query and ``4 x candidates`` of their sum, merged."""
+        u = torch.einsum("sbd,sde->sbe", queries.float(), self.projections) * scaling
+        u = u / self.key_norm[:, None, None]
+        s, b, e = u.shape
+        vectors = torch.cat([u.sum(0), u.reshape(s * b, e)])  # [B + S*B, E]
+        found = self.index.search(vectors, 4 * self.k)
+        k = min(self.k, found.shape[1])
+        per_layer = found[b:, :k].reshape(s, b, k).transpose(0, 1).reshape(b, s * k)
+        found = torch.cat([found[:b], per_layer], dim=1)  # [B, 4k + S*k] ids
         pos = torch.searchsorted(self._sorted_ids, found.clamp_min(0)).clamp_max(len(self._sorted_ids) - 1)
         hit = (found >= 0) & (self._sorted_ids[pos] == found)
-        return torch.where(hit, self._rows[pos], torch.full_like(found, -1))
+        rows = torch.where(hit, self._rows[pos], torch.full_like(found, -1))
+        out = torch.full_like(rows, -1)
+        for i in range(b):
+            unique = rows[i][rows[i] >= 0].unique()
+            out[i, : len(unique)] = unique
+        return out
+
+    def tail_keys(self, slot: int, kb_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows [m], keys [H, D, m] fp32)`` of the fixed sample in KB layer ``slot`` (gathered once)."""
+        keys = self._tail_keys.get(slot)
+        if keys is None:
+            keys = kb_keys[self.tail_rows.to(kb_keys.device)].float().permute(1, 2, 0).contiguous()
+            self._tail_keys[slot] = keys
+        return self.tail_rows.to(kb_keys.device), keys
 
 
 def key_projections(key_weight: torch.Tensor, num_layers: int, kb_dim: int) -> torch.Tensor:

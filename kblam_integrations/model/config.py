@@ -83,7 +83,7 @@ class KBLaMConfig:
     kb_index: str | None = "ivf"
     kb_index_min_size: int = 20000
     kb_index_candidates: int = 32
-    kb_index_nprobe: int = 16
+    kb_index_nprobe: int = 64
     kb_index_tail_sample: int = 1024
     refusal_classifier: dict[str, Any] | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

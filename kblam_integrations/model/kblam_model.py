@@ -321,7 +321,7 @@ class KBLaMModel(nn.Module):
             return None
         if self._key_search is not None and self._key_search[0] is tokens:
             return self._key_search[1]
-        search = KeySearch(tokens.index, tokens.ids,
+        search = KeySearch(tokens.index, tokens.ids, tokens.key_embeddings,
                            key_projections(self.adapters.key.weight, len(self.config.kb_layers), self.config.kb_dim),
                            candidates=self.config.kb_index_candidates, tail_sample=self.config.kb_index_tail_sample)
         tokens.index.nprobe = self.config.kb_index_nprobe
