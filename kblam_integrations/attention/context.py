@@ -17,6 +17,7 @@ import torch
 
 if TYPE_CHECKING:
     from .indexed_scoring import CandidateSearch, IndexedRetrieval
+    from .sharded import KBShard
     from .value_blocks import ValueBlocks
 
 
@@ -82,17 +83,21 @@ class KBContext:
     # a scan of every key (see :mod:`.indexed_scoring`).
     key_search: "CandidateSearch | None" = None
     indexed: "IndexedRetrieval | None" = None  # the forward in progress over the index
+    # KB split across processes: keys/values are this rank's shard (see :mod:`.sharded`).
+    shard: "KBShard | None" = None
 
     @property
     def num_tokens(self) -> int:
         """KB columns: knowledge tokens + the null token (if any)."""
-        return int(self.keys.shape[0]) + (self.null_keys is not None)
+        n = self.shard.kb_len if self.shard is not None else int(self.keys.shape[0])
+        return n + (self.null_keys is not None)
 
     @property
     def score_shift(self) -> float:
         if self.kb_scale_factor is None:
             return 0.0
-        return math.log(self.kb_scale_factor) - math.log(max(self.kb_len, 1))
+        kb_len = self.shard.kb_len if self.shard is not None else self.kb_len
+        return math.log(self.kb_scale_factor) - math.log(max(kb_len, 1))
 
 
 _ACTIVE: contextvars.ContextVar[KBContext | None] = contextvars.ContextVar("kblam_active_kb", default=None)

@@ -87,8 +87,9 @@ def _make_attention(base: str):
             if ctx.key_search is not None:
                 _indexed_scores(ctx, j, prompt_mean_query(kb_query, rows), kb_keys, null_k, scale)
             else:
-                probs = kb_retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, row_mask=rows,
-                                           chunk_size=ctx.chunk_size)
+                retrieval_probs = kb_retrieval_probs if ctx.shard is None else ctx.shard.retrieval_probs
+                probs = retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, row_mask=rows,
+                                        chunk_size=ctx.chunk_size)
                 _accumulate(ctx.records.setdefault(layer, KBAttentionRecord()), probs.unsqueeze(1))
             return base_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
         if ctx.detach_query_input:
@@ -99,7 +100,8 @@ def _make_attention(base: str):
                                             kb_keys.detach(), kb_values.detach(),
                                             null_key=None if null_k is None else null_k.detach(),
                                             null_value=None if null_v is None else null_v.detach(),
-                                            score_shift=ctx.score_shift, chunk_size=ctx.chunk_size, top_k=ctx.top_k)
+                                            score_shift=ctx.score_shift, chunk_size=ctx.chunk_size, top_k=ctx.top_k,
+                                            shard=ctx.shard)
             if record is not None:
                 with torch.enable_grad():  # re-slice: views taken under no_grad carry no graph
                     null_j = ctx.null_keys[j].view(h, d) if ctx.null_keys is not None else None
@@ -109,7 +111,7 @@ def _make_attention(base: str):
             query, key, value, attention_mask, scale, kb_query, kb_keys, kb_values,
             null_key=null_k, null_value=null_v,
             score_shift=ctx.score_shift, chunk_size=ctx.chunk_size, top_k=ctx.top_k,
-            record=record, keep_logits=ctx.keep_logits,
+            record=record, keep_logits=ctx.keep_logits, shard=ctx.shard,
         )
         return out, None
 

@@ -17,9 +17,14 @@ the KB, which would copy every knowledge token on every call.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .context import KBAttentionRecord
+
+if TYPE_CHECKING:
+    from .sharded import KBShard
 
 # Bigger fp32 work buffers than this (elements) would show up in peak memory; chunks are
 # shrunk so that the score chunk ``B x H x q x chunk`` stays below it (long prompts).
@@ -98,6 +103,7 @@ def rectangular_attention(
     top_k: int | None = None,
     record: KBAttentionRecord | None = None,
     keep_logits: bool = False,
+    shard: KBShard | None = None,
 ) -> torch.Tensor:
     """Attention output ``[B, q, H, D]`` for one KB layer.
 
@@ -113,6 +119,8 @@ def rectangular_attention(
         record: accumulate per-token attention mass into this record (null token last).
         keep_logits: store the raw KB scores ``[B, H, q, N (+1)]`` in ``record.logits``
             (graph attached; materialises the full score matrix: for training).
+        shard: the knowledge tokens are this rank's part of a KB split across processes
+            (:mod:`.sharded`): the softmax is combined over all ranks by all-reduce.
     """
     if (null_key is None) != (null_value is None):
         raise ValueError("null_key and null_value go together")
@@ -123,7 +131,13 @@ def rectangular_attention(
     n = kb_keys.shape[0]
     total = n + (null_key is not None)
 
-    if top_k is not None and top_k < total:
+    if shard is not None:
+        from .sharded import check_supported, sharded_kb_attention
+
+        check_supported(shard, top_k, keep_logits, null_key is not None, query, value, kb_query, kb_keys, kb_values)
+        out = sharded_kb_attention(t_scores, v_text, kb_query, kb_keys, kb_values, null_key, null_value, scaling,
+                                   score_shift, chunk_size, record, shard)
+    elif top_k is not None and top_k < total:
         out = _top_k_attention(t_scores, v_text, kb_query, kb_keys, kb_values, null_key, null_value, scaling,
                                score_shift, top_k, chunk_size, record)
     elif keep_logits or (torch.is_grad_enabled() and any(
