@@ -6,7 +6,7 @@
   load caches nothing.
 * With no ``model_path`` and the default backbone + encoder, the shipped adapters are
   used; while they do not exist yet (training), an *untrained* model around the same
-  backbone is used instead and a warning is logged.
+  backbone is used instead and a warning is logged (:mod:`kblam_integrations.model.shipped`).
 * :func:`model_lock` is the per-model lock that serializes ``generate`` on a shared
   HF model. Callers take their KB snapshot *before* waiting for it, so every call sees
   the KB as it was when the call started, whatever happens while it waits.
@@ -129,39 +129,25 @@ def _is_default_stack(spec: ModelSpec) -> bool:
 
 
 def _load(spec: ModelSpec) -> "KBLaMModel":
-    from ..model.kblam_model import CONFIG_NAME, DEFAULT_WEIGHTS_DIR, KBLaMModel
+    """Load ``spec``: its checkpoint, else the shipped weights (default stack only), else an untrained model."""
+    from ..model.kblam_model import DEFAULT_WEIGHTS_DIR, KBLaMModel
+    from ..model.shipped import load_weights, untrained_model
 
     if spec.model_path is not None:
         return KBLaMModel.from_pretrained(spec.model_path, backbone=spec.backbone, encoder=spec.encoder)
-    if _is_default_stack(spec):
-        if (DEFAULT_WEIGHTS_DIR / CONFIG_NAME).is_file():
-            return KBLaMModel.from_pretrained()
-        logger.warning(
-            "No shipped KBLaM weights at %s (train them with `kblam train`); using an UNTRAINED KBLaM "
-            "model around %s + %s: answers will not use the knowledge base reliably.",
-            DEFAULT_WEIGHTS_DIR, spec.backbone, spec.encoder)
-    else:
+    if not _is_default_stack(spec):
         logger.warning(
             "No model_path given for backbone %r / encoder %r: the shipped adapters only fit the default "
             "stack, so an UNTRAINED KBLaM model is used (train one and pass model_path=...).",
             spec.backbone, spec.encoder)
-    return _untrained(spec)
-
-
-def _untrained(spec: ModelSpec) -> "KBLaMModel":
-    """``KBLaMModel.from_backbone`` with seeded adapters: the same untrained model in every process
-    (and the same as the CLI's), so an encoded-KB cache made by ``kblam encode`` stays valid."""
-    import torch
-
-    from ..model.kblam_model import KBLaMModel
-
-    try:
-        from ..demo import UNTRAINED_SEED
-    except ImportError:  # pragma: no cover - demo module missing
-        UNTRAINED_SEED = 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(UNTRAINED_SEED)
-        return KBLaMModel.from_backbone(spec.backbone, spec.encoder)
+        return untrained_model(spec.backbone, spec.encoder)
+    model, trained = load_weights()
+    if not trained:
+        logger.warning(
+            "No shipped KBLaM weights at %s (train them with `kblam train`); using an UNTRAINED KBLaM "
+            "model around %s + %s: answers will not use the knowledge base reliably.",
+            DEFAULT_WEIGHTS_DIR, spec.backbone, spec.encoder)
+    return model
 
 
 def get_model(spec: ModelSpec) -> "KBLaMModel":
