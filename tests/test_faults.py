@@ -356,7 +356,7 @@ def test_real_tokenizer_prompt_over_the_smollm2_context_is_refused():
 # ------------------------------------------------------------------ temperature
 @pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -1.0])
 def test_non_finite_temperature_is_refused(temperature):
-    from kblam_integrations.integrations.model_cache import check_generation_options
+    from kblam_integrations.integrations.generation_settings import check_generation_options
 
     with pytest.raises(ConfigError, match="temperature"):
         check_generation_options(max_new_tokens=8, temperature=temperature, mode="kblam", grounded_k=1,
