@@ -234,7 +234,7 @@ def test_cli_reports_a_wrong_shape_cache_in_one_line(cache, monkeypatch):
     model, path = cache
     wrong = torch.zeros(12, 12, 100, dtype=torch.float16)
     _rewrite(path, tensors=lambda d: {**d, "keys": wrong, "values": wrong.clone()}, fix_checksums=True)
-    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: model)
+    monkeypatch.setattr(cli.loading, "load_model", lambda *a, **k: model)
     result = runner.invoke(cli.app, ["ask", str(path), "Who founded Entity 1?"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     err = result.stderr.strip()
