@@ -42,29 +42,18 @@ def setup_env(threads: int | None = None) -> int:
 
 
 def load_model(weights: str | None = None):
-    """The shipped (or given) KBLaM weights; an untrained ``from_backbone()`` model if there are none.
+    """The given (or shipped) KBLaM weights; a seeded untrained model if none are installed.
 
-    Returns ``(model, trained)``.
+    Returns ``(model, trained)``; see :mod:`kblam_integrations.model.shipped`.
     """
     import warnings
 
-    from kblam_integrations.demo import quiet_loading
-    from kblam_integrations.errors import ModelNotFoundError
-    from kblam_integrations.model.kblam_model import KBLaMModel
+    from kblam_integrations.model.shipped import load_weights
+    from kblam_integrations.runtime import quiet_loading
 
     with warnings.catch_warnings(), quiet_loading():
         warnings.simplefilter("ignore")
-        try:
-            model = KBLaMModel.from_pretrained(weights)
-            trained = True
-        except ModelNotFoundError:
-            if weights is not None:
-                raise
-            import torch
-
-            torch.manual_seed(0)
-            model = KBLaMModel.from_backbone()
-            trained = False
+        model, trained = load_weights(weights)
     model.eval()
     return model, trained
 

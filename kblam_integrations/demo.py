@@ -12,9 +12,7 @@ importing this module is cheap.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import time
 import warnings
@@ -23,13 +21,20 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .console import attended_table, triples_table
+from .runtime import auto_threads, configure_threads, quiet_loading
+
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
     from .kb.knowledge_base import KnowledgeBase
     from .model.kblam_model import KBLaMModel
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_QUESTIONS", "DemoAnswer", "DemoReport", "attended_table", "attention_recorder", "auto_threads",
+    "build_chain", "configure_threads", "corpus_paragraphs", "corpus_text", "extract_kb", "load_model", "make_llm",
+    "quiet_loading", "run_demo", "triples_table",
+]
 
 CORPUS_RESOURCE = "demo_corpus.txt"
 
@@ -40,7 +45,6 @@ DEFAULT_QUESTIONS: tuple[str, ...] = (
     "Where was Marie Curie born?",
 )
 
-UNTRAINED_SEED = 0
 UNTRAINED_WARNING = (
     "No trained KBLaM weights are installed yet, so an untrained model is used "
     "(KBLaMModel.from_backbone()): its attention over triples is not meaningful. "
@@ -60,88 +64,24 @@ def corpus_paragraphs(text: str | None = None) -> list[str]:
     return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
 
 
-# ------------------------------------------------------------------------- runtime
-def auto_threads() -> int:
-    """A torch thread count that suits the machine *now*.
-
-    On a machine whose cores are busy (shared CI runners, a training job next door),
-    torch's default of one thread per core makes every thread wait for the slowest one;
-    SmolLM2 then decodes several times slower than with a single thread. So: the number
-    of idle cores (from the 1-minute load average), at least 1, at most torch's default.
-    ``KBLAM_NUM_THREADS`` overrides the guess.
-    """
-    env = os.environ.get("KBLAM_NUM_THREADS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            logger.warning("ignoring KBLAM_NUM_THREADS=%r (not an integer)", env)
-    cpus = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        return cpus
-    return max(1, min(cpus, int(cpus - load + 0.5)))
-
-
-def configure_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op thread count (``None``: :func:`auto_threads`); returns it."""
-    import torch
-
-    n = threads if threads is not None else auto_threads()
-    if n != torch.get_num_threads():
-        torch.set_num_threads(n)
-    return n
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """Silence transformers' per-file progress bars and deprecation chatter while loading."""
-    from transformers.utils import logging as hf_logging
-
-    bars_were_disabled = hf_logging.is_progress_bar_enabled() is False
-    hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    finally:
-        if not bars_were_disabled:
-            hf_logging.enable_progress_bar()
-
-
+# --------------------------------------------------------------------------- model
 def load_model(weights: str | os.PathLike | None = None, *, backbone: str | None = None,
                encoder: str | None = None, console: "Console | None" = None) -> tuple["KBLaMModel", bool]:
     """Load a KBLaM model; returns ``(model, trained)``.
 
-    With ``weights`` the checkpoint must exist. Without, the shipped weights are tried
-    and, when they are not there (:class:`~kblam_integrations.errors.ModelNotFoundError`),
-    an untrained model from :meth:`KBLaMModel.from_backbone` is used with a warning (its
-    adapters are initialised with a fixed seed, so they are the same in every process).
+    With ``weights`` the checkpoint must exist. Without, the shipped weights are used or,
+    while none are installed, a seeded untrained model with a warning (see
+    :mod:`kblam_integrations.model.shipped`).
     """
-    from .errors import ModelNotFoundError
-    from .model.kblam_model import KBLaMModel
+    from .model.shipped import load_weights
 
-    if weights is not None:
-        with quiet_loading():
-            return KBLaMModel.from_pretrained(weights, backbone=backbone, encoder=encoder), True
-    try:
-        with quiet_loading():
-            return KBLaMModel.from_pretrained(backbone=backbone, encoder=encoder), True
-    except ModelNotFoundError as exc:
-        logger.info("shipped KBLaM weights not available: %s", exc)
-        message = UNTRAINED_WARNING
-        warnings.warn(message, UserWarning, stacklevel=2)
+    with quiet_loading():
+        model, trained = load_weights(weights, backbone=backbone, encoder=encoder)
+    if not trained:
+        warnings.warn(UNTRAINED_WARNING, UserWarning, stacklevel=2)
         if console is not None:
-            console.print(f"[yellow]warning:[/] {message}", highlight=False)
-        import torch
-
-        # Seeded, so that every process builds the same untrained adapters and an encoded
-        # KB cache (`kblam encode`) stays valid for the next `kblam ask`.
-        with quiet_loading(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(UNTRAINED_SEED)
-            return KBLaMModel.from_backbone(backbone, encoder), False
+            console.print(f"[yellow]warning:[/] {UNTRAINED_WARNING}", highlight=False)
+    return model, trained
 
 
 # ----------------------------------------------------------------------- LangChain
@@ -221,36 +161,6 @@ def _console(console: "Console | None") -> "Console":
     from rich.console import Console
 
     return Console()
-
-
-def triples_table(kb: "KnowledgeBase", title: str | None = None, limit: int | None = None):
-    """A rich table of the triples of ``kb``."""
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False, header_style="bold")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("name", style="cyan")
-    table.add_column("property", style="magenta")
-    table.add_column("value", style="green")
-    for i, t in enumerate(kb):
-        if limit is not None and i >= limit:
-            break
-        table.add_row(str(i + 1), t.name, t.property, t.value)
-    return table
-
-
-def attended_table(attended: Sequence[dict[str, Any]], title: str | None = None):
-    from rich.table import Table
-
-    table = Table(title=title, header_style="bold", title_justify="left")
-    table.add_column("score", justify="right")
-    table.add_column("name", style="cyan")
-    table.add_column("property", style="magenta")
-    table.add_column("value", style="green")
-    for a in attended:
-        table.add_row(f"{float(a.get('score', 0.0)):.3f}", str(a.get("name", "")), str(a.get("property", "")),
-                      str(a.get("value", "")))
-    return table
 
 
 def extract_kb(texts: Sequence[str], spacy_model: str | None = None) -> "KnowledgeBase":

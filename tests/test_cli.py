@@ -242,7 +242,7 @@ class FakeModel:
 @pytest.fixture
 def fake_model(monkeypatch):
     model = FakeModel()
-    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: model)
+    monkeypatch.setattr(cli.loading, "load_model", lambda *a, **k: model)
     return model
 
 
@@ -288,7 +288,7 @@ def test_encode_writes_a_cache(kb_file, fake_model, tmp_path):
     ["ask", "{kb}", "Who?"], ["chat", "{kb}"], ["encode", "{kb}"],
 ])
 def test_model_commands_reject_bad_kb_files(command, tmp_path, corrupt_kb, monkeypatch):
-    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: pytest.fail("model loaded for bad input"))
+    monkeypatch.setattr(cli.loading, "load_model", lambda *a, **k: pytest.fail("model loaded for bad input"))
     missing = tmp_path / "missing.json"
     user_error(invoke(*[str(missing) if a == "{kb}" else a for a in command]), "not found", "missing.json")
     user_error(invoke(*[str(corrupt_kb) if a == "{kb}" else a for a in command]), "corrupt.json")
@@ -300,13 +300,13 @@ def test_model_commands_reject_bad_kb_files(command, tmp_path, corrupt_kb, monke
     (["--top-k", "-1"], "top-k"),
 ])
 def test_ask_and_chat_reject_bad_options(kb_file, args, fragment, monkeypatch):
-    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: pytest.fail("model loaded for bad input"))
+    monkeypatch.setattr(cli.loading, "load_model", lambda *a, **k: pytest.fail("model loaded for bad input"))
     user_error(invoke("ask", kb_file, "Who?", *args), fragment)
     user_error(invoke("chat", kb_file, *args), fragment)
 
 
 def test_ask_empty_question(kb_file, monkeypatch):
-    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: pytest.fail("model loaded for bad input"))
+    monkeypatch.setattr(cli.loading, "load_model", lambda *a, **k: pytest.fail("model loaded for bad input"))
     user_error(invoke("ask", kb_file, " ", "--mode", "kblam"), "empty")
 
 
@@ -326,7 +326,7 @@ def test_encoded_cache_of_another_model_is_refused(kb_file, tmp_path, monkeypatc
     with torch.no_grad():
         other.adapters.key.weight.add_(1.0)
     cache = KBManager(KnowledgeBase.load(kb_file), maker.encoder).save(tmp_path / "kb.safetensors")
-    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: other)
+    monkeypatch.setattr(cli.loading, "load_model", lambda *a, **k: other)
     user_error(invoke("ask", cache, "Who?"), "re-encode")
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not safetensors")
@@ -344,7 +344,7 @@ def test_train_calls_the_trainer(tmp_path, monkeypatch):
         return Path(cfg.output_dir) / "final"
 
     monkeypatch.setattr(trainer, "train", fake_train)
-    monkeypatch.setattr("kblam_integrations.demo.configure_threads", lambda n=None: 1)
+    monkeypatch.setattr("kblam_integrations.runtime.configure_threads", lambda n=None: 1)
     config = tmp_path / "cfg.json"
     config.write_text(json.dumps({"train_entities": 20, "questions": 40,
                                   "phases": [{"name": "retrieval", "steps": 2, "lm_weight": 0.0}]}))

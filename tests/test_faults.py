@@ -234,7 +234,7 @@ def test_cli_reports_a_wrong_shape_cache_in_one_line(cache, monkeypatch):
     model, path = cache
     wrong = torch.zeros(12, 12, 100, dtype=torch.float16)
     _rewrite(path, tensors=lambda d: {**d, "keys": wrong, "values": wrong.clone()}, fix_checksums=True)
-    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: model)
+    monkeypatch.setattr(cli.loading, "load_model", lambda *a, **k: model)
     result = runner.invoke(cli.app, ["ask", str(path), "Who founded Entity 1?"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     err = result.stderr.strip()
@@ -356,7 +356,7 @@ def test_real_tokenizer_prompt_over_the_smollm2_context_is_refused():
 # ------------------------------------------------------------------ temperature
 @pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -1.0])
 def test_non_finite_temperature_is_refused(temperature):
-    from kblam_integrations.integrations.model_cache import check_generation_options
+    from kblam_integrations.integrations.generation_settings import check_generation_options
 
     with pytest.raises(ConfigError, match="temperature"):
         check_generation_options(max_new_tokens=8, temperature=temperature, mode="kblam", grounded_k=1,

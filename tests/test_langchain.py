@@ -474,7 +474,7 @@ def test_rag_chain_and_kblam_answer_the_same_question():
 
 
 def test_stream_text_pieces_add_up_to_the_final_answer():
-    from kblam_integrations.integrations.model_cache import _StreamText
+    from kblam_integrations.integrations.streaming import _StreamText
 
     st = _StreamText(["STOP"])
     out = [st.push(p) for p in ["  Hello", " wor", "ld  ", "ST", "OP and more"]]

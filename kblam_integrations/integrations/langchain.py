@@ -23,7 +23,7 @@ triples are re-encoded.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Sequence
 
 from .._optional import require
 
@@ -43,18 +43,15 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import PrivateAttr, ValidationError
 
 from ..errors import ConfigError, KBValidationError
-from .model_cache import (
-    KBLaMRunner,
-    _normalise_settings,
-    attention_records,
-    check_generation_options,
-    generate_locked,
-    prepare_messages,
-    stream_locked,
-)
+from .generation_settings import GenerationSettings, normalise_settings
+from .messages import prepare_messages
+from .results import result_metadata
+from .runner import KBLaMRunner
+from .serial_calls import generate_locked
+from .streaming import stream_locked
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +126,7 @@ def messages_to_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return out
 
 
-class KBLaMLLM(BaseChatModel):
+class KBLaMLLM(GenerationSettings, BaseChatModel):
     """A LangChain chat model backed by KBLaM: a frozen HF decoder attending to a knowledge base.
 
     Args:
@@ -157,25 +154,6 @@ class KBLaMLLM(BaseChatModel):
     mode and non-text inputs are not supported.
     """
 
-    kb: Any = Field(default=None, exclude=True, repr=False)
-    model_path: str | None = None
-    backbone: str | None = None
-    encoder: str | None = None
-    kblam_model: Any = Field(default=None, exclude=True, repr=False)
-    mode: Literal["kblam", "grounded"] = Field(
-        default="grounded",
-        description="'grounded' (default): KB attention picks the asked triples, whose sentences go in the prompt; "
-                    "'kblam': their value blocks are attended instead (the KB's text never enters the prompt; "
-                    "see docs/evaluation.md for both modes' numbers).")
-    grounded_k: int | None = Field(default=None, ge=1,
-                                   description="Triples put in the prompt in grounded mode; None: as many as the "
-                                               "question asks for (one, two for a two-fact question).")
-    max_new_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)
-    stop: list[str] | None = None
-    seed: int | None = None
-    top_k_attention: int = Field(default=5, ge=0)
-    top_k_kb: int | None = Field(default=None, ge=1)
     system_prompt: str | None = None
     streaming: bool = False
 
@@ -185,7 +163,7 @@ class KBLaMLLM(BaseChatModel):
     def __init__(self, kb: Any = None, **kwargs: Any):
         # No cache override: LangChain's cache (set_llm_cache / cache=) is safe, the cache key
         # holds a fingerprint of the KB's triples (see _get_llm_string).
-        _normalise_settings(type(self), kwargs)
+        normalise_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
         except ValidationError as exc:
@@ -307,42 +285,16 @@ class KBLaMLLM(BaseChatModel):
     def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
         if "tools" in kwargs or "tool_choice" in kwargs:
             raise NotImplementedError(_UNSUPPORTED_TOOLS)
-        unknown = sorted(set(kwargs) - set(_CALL_OPTIONS) - set(_IGNORED_OPTIONS))
-        if unknown:
-            raise ConfigError(f"unknown KBLaMLLM call options {unknown}; accepted: {list(_CALL_OPTIONS)}")
+        self._reject_unknown_options(kwargs, _CALL_OPTIONS, _IGNORED_OPTIONS)
         requested = kwargs.get("model")
         if requested is not None and requested != self.model_name:
             raise ConfigError(f"per-call model override is not supported (asked for {requested!r}, this is "
                               f"{self.model_name!r}); create another KBLaMLLM(backbone=..., model_path=...)")
-        max_new = kwargs.get("max_new_tokens")
-        if max_new is None:
-            max_new = kwargs.get("max_tokens")
-        if max_new is None:
-            max_new = self.max_new_tokens
-        opts = {
-            "max_new_tokens": max_new,
-            "temperature": kwargs.get("temperature", self.temperature),
-            "mode": kwargs.get("mode", self.mode),
-            "grounded_k": kwargs.get("grounded_k", self.grounded_k),
-            "top_k_kb": kwargs.get("top_k_kb", self.top_k_kb),
-            "stop": list(stop) if stop is not None else self.stop,
-        }
-        top_k = kwargs.get("top_k_attention", self.top_k_attention)
-        check_generation_options(top_k_attention=top_k, **opts)
-        opts["stop"] = [s for s in (opts["stop"] or ()) if s] or None
-        opts["seed"] = kwargs.get("seed", self.seed)
-        return opts, top_k
+        return self._generation_options(kwargs, list(stop) if stop is not None else self.stop)
 
     def _response(self, result: Any, tokens: Any, top_k: int, max_new_tokens: int) -> tuple[dict, UsageMetadata]:
-        metadata = {
-            "model_name": self.model_name,
-            "mode": result.mode,
-            "kb_version": result.kb_version,
-            "kb_size": len(tokens) if tokens is not None else 0,
-            "kb_attention": attention_records(result, top_k),
-            "null_score": float(result.null_score),
-            "finish_reason": "length" if result.completion_tokens >= max_new_tokens else "stop",
-        }
+        metadata = result_metadata(self.model_name, result, tokens, top_k)
+        metadata["finish_reason"] = "length" if result.completion_tokens >= max_new_tokens else "stop"
         usage = UsageMetadata(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens,
                               total_tokens=result.prompt_tokens + result.completion_tokens)
         return metadata, usage

@@ -29,7 +29,8 @@ from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from pydantic import Field, PrivateAttr, ValidationError  # noqa: E402
 
 from ..errors import ConfigError  # noqa: E402
-from .model_cache import KBLaMRunner, _normalise_settings  # noqa: E402
+from .generation_settings import normalise_settings  # noqa: E402
+from .runner import KBLaMRunner  # noqa: E402
 from .retrieval import attended_triples  # noqa: E402
 
 __all__ = ["KBLaMRetriever"]
@@ -57,7 +58,7 @@ class KBLaMRetriever(BaseRetriever):
 
     def __init__(self, kb: Any = None, **kwargs: Any):
         runner = kwargs.pop("_runner", None)
-        _normalise_settings(type(self), kwargs)
+        normalise_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
         except ValidationError as exc:

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Literal, Optional, Sequence
+from typing import Any, AsyncIterator, Iterator, Sequence
 
 from .._optional import require
 
@@ -48,21 +48,18 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import PrivateAttr, ValidationError
 
 from ..errors import ConfigError, KBValidationError
 from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from ..model.grounding import fact_sentence
 from .kb_source import ENCODED_KB_SUFFIX, KB_FILE_SUFFIXES, resolve_kb
-from .model_cache import (
-    KBLaMRunner,
-    _normalise_settings,
-    attention_records,
-    check_generation_options,
-    generate_locked,
-    stream_locked,
-)
+from .generation_settings import GenerationSettings, check_generation_options, normalise_settings
+from .results import result_metadata
+from .runner import KBLaMRunner
+from .serial_calls import generate_locked
+from .streaming import stream_locked
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +106,7 @@ def triple_node(triple: Triple, score: float, kb_version: int | None = None) -> 
     return NodeWithScore(node=node, score=float(score))
 
 
-class KBLaMLlamaIndexLLM(CustomLLM):
+class KBLaMLlamaIndexLLM(GenerationSettings, CustomLLM):
     """A LlamaIndex ``LLM`` backed by KBLaM (usable as ``Settings.llm``).
 
     Same settings as the LangChain ``KBLaMLLM``: ``kb`` (a ``KnowledgeBase``, a
@@ -127,27 +124,10 @@ class KBLaMLlamaIndexLLM(CustomLLM):
     loaded on first use (reading ``metadata`` loads it, for ``context_window``) and shared.
     """
 
-    kb: Any = Field(default=None, exclude=True, repr=False, description="The knowledge base (see the class docs).")
-    model_path: Optional[str] = Field(default=None, description="A trained KBLaM checkpoint directory.")
-    backbone: Optional[str] = Field(default=None, description="Backbone override (path, .gguf or cached HF id).")
-    encoder: Optional[str] = Field(default=None, description="Sentence-encoder override.")
-    kblam_model: Any = Field(default=None, exclude=True, repr=False, description="An already loaded KBLaMModel.")
-    mode: Literal["kblam", "grounded"] = Field(
-        default="grounded", description="'grounded' (default: attended triples' sentences go in the prompt) or "
-                                        "'kblam' (knowledge tokens only).")
-    grounded_k: int | None = Field(default=None, ge=1, description="Triples put in the prompt in grounded mode "
-                                   "(None: as many as the question asks for).")
-    max_new_tokens: int = Field(default=256, ge=1, description="Maximum number of generated tokens.")
-    temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature (0: greedy).")
-    stop: Optional[list[str]] = Field(default=None, description="Stop strings.")
-    seed: Optional[int] = Field(default=None, description="Sampling seed.")
-    top_k_attention: int = Field(default=5, ge=0, description="How many attended triples responses list.")
-    top_k_kb: Optional[int] = Field(default=None, ge=1, description="Sparse KB attention (top-k tokens per query).")
-
     _runner: KBLaMRunner = PrivateAttr()
 
     def __init__(self, kb: Any = None, **kwargs: Any):
-        _normalise_settings(type(self), kwargs)
+        normalise_settings(type(self), kwargs)
         try:
             super().__init__(kb=kb, **kwargs)
         except ValidationError as exc:
@@ -209,36 +189,14 @@ class KBLaMLlamaIndexLLM(CustomLLM):
         kwargs = {k: v for k, v in kwargs.items() if k != "formatted"}
         if "tools" in kwargs or "tool_choice" in kwargs:
             raise NotImplementedError("KBLaMLlamaIndexLLM does not support tool calling")
-        unknown = sorted(set(kwargs) - set(_CALL_OPTIONS))
-        if unknown:
-            raise ConfigError(f"unknown KBLaMLlamaIndexLLM call options {unknown}; accepted: {list(_CALL_OPTIONS)}")
-        max_new = kwargs.get("max_new_tokens")
-        if max_new is None:
-            max_new = kwargs.get("max_tokens")
-        if max_new is None:
-            max_new = self.max_new_tokens
-        opts = {
-            "max_new_tokens": max_new,
-            "temperature": kwargs.get("temperature", self.temperature),
-            "mode": kwargs.get("mode", self.mode),
-            "grounded_k": kwargs.get("grounded_k", self.grounded_k),
-            "top_k_kb": kwargs.get("top_k_kb", self.top_k_kb),
-            "stop": kwargs.get("stop", self.stop),
-        }
-        top_k = kwargs.get("top_k_attention", self.top_k_attention)
-        check_generation_options(top_k_attention=top_k, **opts)
-        opts["stop"] = [s for s in (opts["stop"] or ()) if s] or None
-        opts["seed"] = kwargs.get("seed", self.seed)
-        return opts, top_k
+        self._reject_unknown_options(kwargs, _CALL_OPTIONS)
+        return self._generation_options(kwargs, kwargs.get("stop", self.stop))
 
     def _info(self, result: Any, tokens: Any, top_k: int) -> dict[str, Any]:
-        return {
-            "model_name": self.model_name, "mode": result.mode, "kb_version": result.kb_version,
-            "kb_size": len(tokens) if tokens is not None else 0, "kb_attention": attention_records(result, top_k),
-            "null_score": float(result.null_score), "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.completion_tokens,
-            "total_tokens": result.prompt_tokens + result.completion_tokens,
-        }
+        info = result_metadata(self.model_name, result, tokens, top_k)
+        info.update(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                    total_tokens=result.prompt_tokens + result.completion_tokens)
+        return info
 
     def _generate(self, messages: Sequence[dict[str, str]], **kwargs: Any):
         """One call: ``(GenerationResult, KBTokens | None, info dict)``; the KB snapshot is taken first."""

@@ -27,7 +27,7 @@ from llama_index.core.callbacks import CallbackManager  # noqa: E402
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode  # noqa: E402
 
 from ..errors import ConfigError  # noqa: E402
-from .model_cache import KBLaMRunner  # noqa: E402
+from .runner import KBLaMRunner  # noqa: E402
 from .retrieval import attended_triples  # noqa: E402
 
 __all__ = ["KBLaMLlamaIndexRetriever"]

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import KBValidationError
 from ..kb.triple import Triple
 from ..model.grounding import fact_sentence
-from .model_cache import KBLaMRunner
+from .runner import KBLaMRunner
 
 __all__ = ["AttendedTriple", "attended_triples", "triple_record"]
 

@@ -38,7 +38,7 @@ def backbone_tokenizer(backbone: str) -> Any:
 
 
 def runner_tokenizer(runner: Any) -> Any:
-    """The tokenizer for a :class:`~.model_cache.KBLaMRunner`: the loaded model's, else the backbone's."""
+    """The tokenizer for a :class:`~.runner.KBLaMRunner`: the loaded model's, else the backbone's."""
     model = runner.model
     if model is not None:
         return model.tokenizer
