@@ -132,11 +132,9 @@ def rectangular_attention(
     total = n + (null_key is not None)
 
     if shard is not None:
-        from .sharded import check_supported, sharded_kb_attention
-
-        check_supported(shard, top_k, keep_logits, null_key is not None, query, value, kb_query, kb_keys, kb_values)
-        out = sharded_kb_attention(t_scores, v_text, kb_query, kb_keys, kb_values, null_key, null_value, scaling,
-                                   score_shift, chunk_size, record, shard)
+        out = shard.kb_attention(t_scores, v_text, kb_query, kb_keys, kb_values, null_key, null_value, scaling,
+                                 score_shift, chunk_size, record, top_k=top_k, keep_logits=keep_logits,
+                                 grad_inputs=(query, value, kb_query, kb_keys, kb_values))
     elif top_k is not None and top_k < total:
         out = _top_k_attention(t_scores, v_text, kb_query, kb_keys, kb_values, null_key, null_value, scaling,
                                score_shift, top_k, chunk_size, record)

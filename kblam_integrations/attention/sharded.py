@@ -81,6 +81,14 @@ class KBShard:
         """:func:`~kblam_integrations.attention.scoring.kb_retrieval_probs` for this shard."""
         return sharded_retrieval_probs(kb_query, kb_keys, scaling, self, **kwargs)
 
+    def kb_attention(self, t_scores, v_text, kb_query, kb_keys, kb_values, null_key, null_value, scaling,
+                     score_shift, chunk_size, record, *, top_k=None, keep_logits=False, grad_inputs=()):
+        """:func:`sharded_kb_attention` after :func:`check_supported` (called by ``rectangular_attention``,
+        which reaches this module through the shard object, not an import: no import cycle)."""
+        check_supported(self, top_k, keep_logits, null_key is not None, *grad_inputs)
+        return sharded_kb_attention(t_scores, v_text, kb_query, kb_keys, kb_values, null_key, null_value, scaling,
+                                    score_shift, chunk_size, record, self)
+
 
 def shard_bounds(kb_len: int, rank: int, world: int) -> tuple[int, int]:
     """``[lo, hi)`` of ``rank``'s triples when ``kb_len`` triples are split as evenly as possible."""
