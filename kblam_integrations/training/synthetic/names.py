@@ -1,0 +1,110 @@
+"""Name builders, one per entity kind: how a name of that kind is put together."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from .. import wordlists as W
+from .frames import (
+    _COUNTRY_FORMS,
+    _EVENT_FORMS,
+    _ORG_SUFFIXES,
+    _ORG_THE,
+    _PERSON_TITLES,
+    _PLACE_PREFIXES,
+    _PLACE_SUFFIXES,
+    _PRODUCT_CODES,
+    _PROJECT_FORMS,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .entities import SyntheticEntities
+
+
+def _org_name(g: SyntheticEntities) -> str:
+    rng = g.rng
+    r = rng.random()
+    if r < 0.35:
+        return f"{g._coined()} {rng.choice(_ORG_SUFFIXES)}"
+    if r < 0.45:
+        a, b = g._word("surname")[0], g._word("surname")[0]
+        return f"{a} & {b}" if a != b else f"{a} {rng.choice(_ORG_SUFFIXES)}"
+    if r < 0.55:
+        return f"{g._word('surname')[0]} {rng.choice(_ORG_SUFFIXES)}"
+    if r < 0.7:
+        return f"The {g._coined()} {rng.choice(_ORG_THE)}"
+    if r < 0.85:
+        return f"{g._name_form('{Adj} {Noun}')} {rng.choice(_ORG_SUFFIXES)}"
+    if r < 0.93:
+        return f"{g._compound(W.PRODUCT_STEMS, ['tek', 'ware', 'works', 'forge', 'field', 'gate'])} {rng.choice(_ORG_SUFFIXES)}"
+    return g._coined(6, 11)
+
+
+def _person_name(g: SyntheticEntities) -> str:
+    rng = g.rng
+    first = g._word("first")[0]
+    r = rng.random()
+    if r < 0.5:
+        return f"{first} {g._word('surname')[0]}"
+    if r < 0.65:
+        a, b = g._word("surname")[0], g._word("surname")[0]
+        return f"{first} {a}-{b}" if a != b else f"{first} {a}"
+    if r < 0.75:
+        return f"{first} {rng.choice('ABCDEFGHJKLMNPRSTVW')}. {g._word('surname')[0]}"
+    if r < 0.85:
+        return f"{rng.choice(_PERSON_TITLES)} {first} {g._word('surname')[0]}"
+    return f"{first} {g._coined(5, 10)}"
+
+
+def _place_name(g: SyntheticEntities) -> str:
+    rng = g.rng
+    r = rng.random()
+    if r < 0.25:
+        return f"{rng.choice(_PLACE_PREFIXES)} {g._coined()}"
+    if r < 0.45:
+        return g._coined(5, 10)
+    if r < 0.65:
+        return g._compound(W.PLACE_STEMS, W.PLACE_ENDINGS)
+    if r < 0.8:
+        return f"{g._coined()} {rng.choice(_PLACE_SUFFIXES)}"
+    if r < 0.9:
+        return f"{g._name_form('{Adj}')} {rng.choice(_PLACE_SUFFIXES)}"
+    return f"{rng.choice(_PLACE_PREFIXES)} {g._compound(W.PLACE_STEMS, W.PLACE_ENDINGS)}"
+
+
+def _product_name(g: SyntheticEntities) -> str:
+    rng = g.rng
+    r = rng.random()
+    if r < 0.35:
+        return f"{g._compound(W.PRODUCT_STEMS, W.PRODUCT_HEADS)} {rng.choice(_PRODUCT_CODES)}"
+    if r < 0.55:
+        return f"{g._coined()} {rng.choice(_PRODUCT_CODES)}"
+    if r < 0.75:
+        return g._compound(W.PRODUCT_STEMS, W.PRODUCT_HEADS)
+    if r < 0.85:
+        return f"The {g._coined()}"
+    return f"{g._word('adj')[0].capitalize()}{rng.choice(W.PRODUCT_HEADS)} {rng.choice(_PRODUCT_CODES)}"
+
+
+def _project_name(g: SyntheticEntities) -> str:
+    return g._name_form(g.rng.choice(_PROJECT_FORMS))
+
+
+def _event_name(g: SyntheticEntities) -> str:
+    return g._name_form(g.rng.choice(_EVENT_FORMS))
+
+
+def _country_name(g: SyntheticEntities) -> str:
+    return g._name_form(g.rng.choice(_COUNTRY_FORMS))
+
+
+_NAME_BUILDERS: dict[str, Callable[[SyntheticEntities], str]] = {
+    "organisation": _org_name,
+    "person": _person_name,
+    "place": _place_name,
+    "product": _product_name,
+    "project": _project_name,
+    "event": _event_name,
+    "country": _country_name,
+}
+
