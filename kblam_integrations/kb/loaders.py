@@ -1,6 +1,6 @@
 """Text -> triples for KBLaM, with no framework imports: the shared machinery behind the loaders.
 
-The framework classes live with the integrations and are re-exported here lazily:
+The framework classes live with the integrations (framework code lives only there):
 
 * :class:`~kblam_integrations.integrations.langchain_loaders.KBLaMTextLoader` – a LangChain
   ``BaseLoader`` (``lazy_load`` / ``load``) yielding ``langchain_core.documents.Document`` objects.
@@ -35,7 +35,7 @@ Each document's metadata: ``name``, ``property``, ``value``, ``triple_id``, ``do
 ``source`` (the file path, the document's own ``source``, or ``"<text>"``), ``sentence``,
 ``char_start``, ``char_end`` (the sentence's character span in the source text), plus the
 scalar metadata of a source document; its text is the fact as a sentence
-(:func:`~kblam_integrations.model.grounding.fact_sentence`, e.g. "Ada Lovelace was born
+(:func:`~kblam_integrations.kb.sentences.fact_sentence`, e.g. "Ada Lovelace was born
 in London.").
 """
 
@@ -50,29 +50,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 from ..errors import KBFormatError
 from .extraction import TripleExtractor, split_paragraphs
 from .knowledge_base import KnowledgeBase, OnDuplicate
+from .sentences import fact_sentence
 from .triple import Triple
 
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.language import Language
 
-    from ..integrations.langchain_loaders import KBLaMTextLoader
-    from ..integrations.llamaindex_readers import KBLaMReader
-
-__all__ = ["KBLaMReader", "KBLaMTextLoader", "document_parts", "document_triple", "iter_sources",
-           "triple_metadata", "triple_text", "triples_from_documents"]
-
-# Moved to the integrations (this module imports no framework); still importable from here.
-_MOVED = {"KBLaMTextLoader": "kblam_integrations.integrations.langchain_loaders",
-          "KBLaMReader": "kblam_integrations.integrations.llamaindex_readers"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__all__ = ["document_parts", "document_triple", "iter_sources", "triple_metadata", "triple_text",
+           "triples_from_documents"]
 
 Source = Union[str, os.PathLike]
 DEFAULT_PATTERNS = ("*.txt", "*.md")
@@ -180,8 +165,6 @@ def iter_sources(sources: Source | Iterable[Source] | None = None, texts: Iterab
 
 def triple_text(triple: Triple) -> str:
     """The fact as a sentence ("Ada Lovelace was born in London."), as grounded mode writes it."""
-    from ..model.grounding import fact_sentence  # pure text; imports nothing heavy
-
     return fact_sentence(triple)
 
 
