@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 import networkx as nx
 
 from ..errors import DuplicateTripleError, KBValidationError, TripleNotFoundError
+from .documents import document_parts, document_triple
 from .file_formats import load_triples, save_triples
 from .triple import Triple
 
@@ -111,8 +112,6 @@ class KnowledgeBase:
             return Triple.from_dict(item, index=index)
         if isinstance(item, (tuple, list)) and len(item) == 3:
             return Triple.from_dict(dict(zip(("name", "property", "value"), item)), index=index)
-        from .loaders import document_parts, document_triple  # duck-typed: no framework import
-
         parts = document_parts(item)
         if parts is not None:
             triple = document_triple(parts[1])

@@ -48,9 +48,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
 from ..errors import KBFormatError
+from .documents import (  # noqa: F401 - re-exported: the integrations' loaders read them here
+    PROVENANCE_KEYS,
+    SCALAR_TYPES,
+    document_parts,
+    document_triple,
+    triple_metadata,
+    triple_text,
+)
 from .extraction import TripleExtractor, split_paragraphs
 from .knowledge_base import KnowledgeBase, OnDuplicate
-from .sentences import fact_sentence
 from .triple import Triple
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,9 +69,7 @@ __all__ = ["document_parts", "document_triple", "iter_sources", "triple_metadata
 Source = Union[str, os.PathLike]
 DEFAULT_PATTERNS = ("*.txt", "*.md")
 TEXT_SOURCE = "<text>"
-PROVENANCE_KEYS = ("triple_id", "doc_id", "source", "sentence", "char_start", "char_end")
 DOCUMENT_SOURCE = "<document>"
-_SCALARS = (str, int, float, bool)
 _PATHLIKE_EXT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}$")
 
 
@@ -163,68 +168,11 @@ def iter_sources(sources: Source | Iterable[Source] | None = None, texts: Iterab
         text_index += 1
 
 
-def triple_text(triple: Triple) -> str:
-    """The fact as a sentence ("Ada Lovelace was born in London."), as grounded mode writes it."""
-    return fact_sentence(triple)
-
-
-def triple_metadata(triple: Triple) -> dict[str, Any]:
-    """``name``/``property``/``value``/``triple_id`` and the provenance keys, then other scalar extras."""
-    extra = triple.extra
-    out: dict[str, Any] = {
-        "name": triple.name,
-        "property": triple.property,
-        "value": triple.value,
-        "triple_id": triple.id,
-        "doc_id": extra.get("doc_id"),
-        "source": extra.get("source"),
-        "sentence": extra.get("sentence"),
-        "char_start": extra.get("char_start"),
-        "char_end": extra.get("char_end"),
-    }
-    for key, value in extra.items():
-        if key not in out and isinstance(value, _SCALARS):
-            out[key] = value
-    return out
-
-
-# --------------------------------------------------------------- documents
-def document_parts(obj: Any) -> tuple[str, Mapping[str, Any], str | None] | None:
-    """``(text, metadata, id)`` of a framework document, duck-typed; None for anything else.
-
-    LangChain ``Document`` (``page_content``, ``metadata``, ``id``) and LlamaIndex
-    ``Document``/``TextNode`` (``text``, ``metadata``, ``id_``) qualify, as does any object
-    shaped like them; nothing is imported from either framework.
-    """
-    if isinstance(obj, (str, bytes, os.PathLike, Mapping, tuple, Triple)):
-        return None
-    metadata = getattr(obj, "metadata", None)
-    if not isinstance(metadata, Mapping):
-        return None
-    text = getattr(obj, "page_content", None)
-    if text is None:
-        text = getattr(obj, "text", None)
-    if not isinstance(text, str):
-        return None
-    doc_id = getattr(obj, "id", None)
-    if not isinstance(doc_id, str):
-        doc_id = getattr(obj, "id_", None)
-    return text, metadata, doc_id if isinstance(doc_id, str) and doc_id else None
-
-
-def document_triple(metadata: Mapping[str, Any]) -> Triple | None:
-    """The triple a document carries in its metadata (the loaders' output), else None."""
-    if not all(isinstance(metadata.get(k), str) for k in ("name", "property", "value")):
-        return None
-    extra = {k: v for k, v in metadata.items()
-             if k not in ("name", "property", "value", "id", "triple_id", "score", "kb_version") and v is not None}
-    return Triple(metadata["name"], metadata["property"], metadata["value"], extra)
-
 
 def _source_extra(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """A source document's scalar metadata, kept on the triples extracted from it."""
     skip = {"name", "property", "value", "id", "triple_id", "doc_id", "sentence", "char_start", "char_end"}
-    return {k: v for k, v in metadata.items() if isinstance(k, str) and k not in skip and isinstance(v, _SCALARS)}
+    return {k: v for k, v in metadata.items() if isinstance(k, str) and k not in skip and isinstance(v, SCALAR_TYPES)}
 
 
 class _TripleSource:
