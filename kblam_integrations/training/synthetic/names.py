@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import random
+from typing import Callable, Protocol
 
 from .. import wordlists as W
 from .frames import (
@@ -17,11 +18,23 @@ from .frames import (
     _PROJECT_FORMS,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .entities import SyntheticEntities
+
+class NameParts(Protocol):
+    """What a name builder draws from: the generator's random stream and its word makers
+    (:class:`~.entities.SyntheticEntities` provides them)."""
+
+    rng: random.Random
+
+    def _word(self, inv: str) -> tuple[str, ...]: ...
+
+    def _coined(self, min_len: int = 4, max_len: int = 11) -> str: ...
+
+    def _compound(self, stems: list[str], heads: list[str]) -> str: ...
+
+    def _name_form(self, form: str) -> str: ...
 
 
-def _org_name(g: SyntheticEntities) -> str:
+def _org_name(g: NameParts) -> str:
     rng = g.rng
     r = rng.random()
     if r < 0.35:
@@ -40,7 +53,7 @@ def _org_name(g: SyntheticEntities) -> str:
     return g._coined(6, 11)
 
 
-def _person_name(g: SyntheticEntities) -> str:
+def _person_name(g: NameParts) -> str:
     rng = g.rng
     first = g._word("first")[0]
     r = rng.random()
@@ -56,7 +69,7 @@ def _person_name(g: SyntheticEntities) -> str:
     return f"{first} {g._coined(5, 10)}"
 
 
-def _place_name(g: SyntheticEntities) -> str:
+def _place_name(g: NameParts) -> str:
     rng = g.rng
     r = rng.random()
     if r < 0.25:
@@ -72,7 +85,7 @@ def _place_name(g: SyntheticEntities) -> str:
     return f"{rng.choice(_PLACE_PREFIXES)} {g._compound(W.PLACE_STEMS, W.PLACE_ENDINGS)}"
 
 
-def _product_name(g: SyntheticEntities) -> str:
+def _product_name(g: NameParts) -> str:
     rng = g.rng
     r = rng.random()
     if r < 0.35:
@@ -86,19 +99,19 @@ def _product_name(g: SyntheticEntities) -> str:
     return f"{g._word('adj')[0].capitalize()}{rng.choice(W.PRODUCT_HEADS)} {rng.choice(_PRODUCT_CODES)}"
 
 
-def _project_name(g: SyntheticEntities) -> str:
+def _project_name(g: NameParts) -> str:
     return g._name_form(g.rng.choice(_PROJECT_FORMS))
 
 
-def _event_name(g: SyntheticEntities) -> str:
+def _event_name(g: NameParts) -> str:
     return g._name_form(g.rng.choice(_EVENT_FORMS))
 
 
-def _country_name(g: SyntheticEntities) -> str:
+def _country_name(g: NameParts) -> str:
     return g._name_form(g.rng.choice(_COUNTRY_FORMS))
 
 
-_NAME_BUILDERS: dict[str, Callable[[SyntheticEntities], str]] = {
+_NAME_BUILDERS: dict[str, Callable[[NameParts], str]] = {
     "organisation": _org_name,
     "person": _person_name,
     "place": _place_name,
