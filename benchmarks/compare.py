@@ -328,7 +328,7 @@ def real_case(corpus: Path = REAL_CORPUS, questions_file: Path = REAL_QUESTIONS)
     the answer and whose name occurs in the question; questions about facts the extractor
     missed are dropped (their count is returned).
     """
-    from kblam_integrations.kb.loaders import KBLaMTextLoader
+    from kblam_integrations.integrations.langchain_loaders import KBLaMTextLoader
     from kblam_integrations.training.evaluate import normalise
 
     kb = list(KBLaMTextLoader(Path(corpus)).load_knowledge_base())

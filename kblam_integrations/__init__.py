@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "TripleExtractor": "kblam_integrations.kb.extraction",
-    "KBLaMTextLoader": "kblam_integrations.kb.loaders",
-    "KBLaMReader": "kblam_integrations.kb.loaders",
+    "KBLaMTextLoader": "kblam_integrations.integrations.langchain_loaders",
+    "KBLaMReader": "kblam_integrations.integrations.llamaindex_readers",
     "KBEncoder": "kblam_integrations.encoding.kb_encoder",
     "KBManager": "kblam_integrations.encoding.manager",
     "KBLaMConfig": "kblam_integrations.model.config",

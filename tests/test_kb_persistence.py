@@ -11,7 +11,7 @@ import pytest
 
 from kblam_integrations.errors import KBFormatError, KBLaMError, KBValidationError
 from kblam_integrations.kb import KnowledgeBase, Triple
-from kblam_integrations.kb import persistence
+from kblam_integrations.kb import atomic_files, file_formats
 from kblam_integrations.kb.persistence import (
     KBFileNotFoundError,
     detect_format,
@@ -344,7 +344,7 @@ def test_a_failed_write_does_not_clobber_the_existing_file(tmp_path, monkeypatch
             raise RuntimeError("disk on fire")
         return real_dumps(*args, **kwargs)
 
-    monkeypatch.setattr(persistence.json, "dumps", failing_dumps)
+    monkeypatch.setattr(file_formats.json, "dumps", failing_dumps)
     bigger = KnowledgeBase([(f"e{i}", "p", "v") for i in range(10)])
     with pytest.raises(RuntimeError, match="disk on fire"):
         bigger.save(path)
@@ -361,7 +361,7 @@ def test_a_failed_graphml_write_does_not_clobber_the_existing_file(tmp_path, mon
         fh.write(b"<?xml version='1.0'?><graphml>")
         raise OSError("no space left on device")
 
-    monkeypatch.setattr(persistence, "write_graphml_xml", failing_writer)
+    monkeypatch.setattr(file_formats, "write_graphml_xml", failing_writer)
     with pytest.raises(OSError, match="no space"):
         KnowledgeBase([("x", "y", "z")]).save(path)
     assert path.read_bytes() == old and os.listdir(tmp_path) == [path.name]
@@ -375,7 +375,7 @@ def test_failure_at_fsync_or_rename_keeps_the_old_file(tmp_path, monkeypatch, st
     def boom(*args, **kwargs):
         raise OSError(f"{step} failed")
 
-    monkeypatch.setattr(persistence.os, step, boom)
+    monkeypatch.setattr(atomic_files.os, step, boom)
     with pytest.raises(OSError, match=step):
         KnowledgeBase([("x", "y", "z")]).save(path)
     monkeypatch.undo()

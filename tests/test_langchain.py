@@ -439,7 +439,7 @@ def test_rag_chain_and_kblam_answer_the_same_question():
     from langchain_core.vectorstores import InMemoryVectorStore
 
     from kblam_integrations.integrations.langchain import KBLaMSentenceEmbeddings
-    from kblam_integrations.kb.loaders import KBLaMTextLoader
+    from kblam_integrations.integrations.langchain_loaders import KBLaMTextLoader
 
     loader = KBLaMTextLoader(texts=[CORPUS])
     docs = loader.load()  # one Document per extracted triple: "the {property} of {name} is {value}"

@@ -13,7 +13,9 @@ from llama_index.core.schema import Document as LIDocument, MetadataMode
 from kblam_integrations.errors import KBFormatError
 from kblam_integrations.kb import KnowledgeBase
 from kblam_integrations.kb.extraction import TripleExtractor
-from kblam_integrations.kb.loaders import KBLaMReader, KBLaMTextLoader, iter_sources
+from kblam_integrations.integrations.langchain_loaders import KBLaMTextLoader
+from kblam_integrations.integrations.llamaindex_readers import KBLaMReader
+from kblam_integrations.kb.loaders import iter_sources
 
 METADATA_KEYS = {"name", "property", "value", "triple_id", "doc_id", "source", "sentence", "char_start", "char_end"}
 

@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 import networkx as nx
 
 from ..errors import DuplicateTripleError, KBValidationError, TripleNotFoundError
+from .documents import document_parts, document_triple
+from .file_formats import load_triples, save_triples
 from .triple import Triple
 
 OnDuplicate = Literal["ignore", "error", "replace"]
@@ -110,8 +112,6 @@ class KnowledgeBase:
             return Triple.from_dict(item, index=index)
         if isinstance(item, (tuple, list)) and len(item) == 3:
             return Triple.from_dict(dict(zip(("name", "property", "value"), item)), index=index)
-        from .loaders import document_parts, document_triple  # duck-typed: no framework import
-
         parts = document_parts(item)
         if parts is not None:
             triple = document_triple(parts[1])
@@ -320,22 +320,22 @@ class KnowledgeBase:
         return {"triples": [t.to_dict() for t in self]}
 
     def save(self, path: str | Path, format: str | None = None) -> Path:
-        """Write atomically as JSON, JSON Lines or GraphML (chosen by suffix or ``format``)."""
-        from .persistence import save_kb
+        """Write atomically as JSON, JSON Lines or GraphML (chosen by suffix or ``format``).
 
-        return save_kb(self, path, format)
+        Writes one :meth:`snapshot`, so other threads may keep changing the KB meanwhile:
+        the file holds one consistent version."""
+        _, triples = self.snapshot()
+        return save_triples(triples, path, format)
 
     @classmethod
     def load(cls, path: str | Path, format: str | None = None, *, on_duplicate: OnDuplicate = "ignore") -> "KnowledgeBase":
-        """Read a KB file (JSON, JSON Lines or GraphML; see :mod:`.persistence`).
+        """Read a KB file (JSON, JSON Lines or GraphML; see :mod:`.file_formats`).
 
         Raises :class:`KBFormatError` naming the file, record and field of the problem
-        (:class:`~.persistence.KBFileNotFoundError`, also a ``FileNotFoundError``, for a
+        (:class:`~.file_formats.KBFileNotFoundError`, also a ``FileNotFoundError``, for a
         missing file), or :class:`DuplicateTripleError` for a repeated triple under
         ``on_duplicate="error"``.
         """
-        from .persistence import load_triples
-
         return cls(load_triples(path, format), on_duplicate=on_duplicate)
 
     def load_into(self, path: str | Path, format: str | None = None, *,
@@ -346,6 +346,4 @@ class KnowledgeBase:
         :meth:`add_many` is itself all-or-nothing, so a corrupt file (or a duplicate
         under ``on_duplicate="error"``) never leaves the KB half-loaded.
         """
-        from .persistence import load_triples
-
         return self.add_many(load_triples(path, format), on_duplicate=on_duplicate)

@@ -1,6 +1,6 @@
 """Text -> triples for KBLaM, with no framework imports: the shared machinery behind the loaders.
 
-The framework classes live with the integrations and are re-exported here lazily:
+The framework classes live with the integrations (framework code lives only there):
 
 * :class:`~kblam_integrations.integrations.langchain_loaders.KBLaMTextLoader` – a LangChain
   ``BaseLoader`` (``lazy_load`` / ``load``) yielding ``langchain_core.documents.Document`` objects.
@@ -35,7 +35,7 @@ Each document's metadata: ``name``, ``property``, ``value``, ``triple_id``, ``do
 ``source`` (the file path, the document's own ``source``, or ``"<text>"``), ``sentence``,
 ``char_start``, ``char_end`` (the sentence's character span in the source text), plus the
 scalar metadata of a source document; its text is the fact as a sentence
-(:func:`~kblam_integrations.model.grounding.fact_sentence`, e.g. "Ada Lovelace was born
+(:func:`~kblam_integrations.kb.sentences.fact_sentence`, e.g. "Ada Lovelace was born
 in London.").
 """
 
@@ -48,6 +48,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
 from ..errors import KBFormatError
+from .documents import (  # noqa: F401 - re-exported: the integrations' loaders read them here
+    PROVENANCE_KEYS,
+    SCALAR_TYPES,
+    document_parts,
+    document_triple,
+    triple_metadata,
+    triple_text,
+)
 from .extraction import TripleExtractor, split_paragraphs
 from .knowledge_base import KnowledgeBase, OnDuplicate
 from .triple import Triple
@@ -55,31 +63,13 @@ from .triple import Triple
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.language import Language
 
-    from ..integrations.langchain_loaders import KBLaMTextLoader
-    from ..integrations.llamaindex_readers import KBLaMReader
-
-__all__ = ["KBLaMReader", "KBLaMTextLoader", "document_parts", "document_triple", "iter_sources",
-           "triple_metadata", "triple_text", "triples_from_documents"]
-
-# Moved to the integrations (this module imports no framework); still importable from here.
-_MOVED = {"KBLaMTextLoader": "kblam_integrations.integrations.langchain_loaders",
-          "KBLaMReader": "kblam_integrations.integrations.llamaindex_readers"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__all__ = ["document_parts", "document_triple", "iter_sources", "triple_metadata", "triple_text",
+           "triples_from_documents"]
 
 Source = Union[str, os.PathLike]
 DEFAULT_PATTERNS = ("*.txt", "*.md")
 TEXT_SOURCE = "<text>"
-PROVENANCE_KEYS = ("triple_id", "doc_id", "source", "sentence", "char_start", "char_end")
 DOCUMENT_SOURCE = "<document>"
-_SCALARS = (str, int, float, bool)
 _PATHLIKE_EXT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}$")
 
 
@@ -178,70 +168,11 @@ def iter_sources(sources: Source | Iterable[Source] | None = None, texts: Iterab
         text_index += 1
 
 
-def triple_text(triple: Triple) -> str:
-    """The fact as a sentence ("Ada Lovelace was born in London."), as grounded mode writes it."""
-    from ..model.grounding import fact_sentence  # pure text; imports nothing heavy
-
-    return fact_sentence(triple)
-
-
-def triple_metadata(triple: Triple) -> dict[str, Any]:
-    """``name``/``property``/``value``/``triple_id`` and the provenance keys, then other scalar extras."""
-    extra = triple.extra
-    out: dict[str, Any] = {
-        "name": triple.name,
-        "property": triple.property,
-        "value": triple.value,
-        "triple_id": triple.id,
-        "doc_id": extra.get("doc_id"),
-        "source": extra.get("source"),
-        "sentence": extra.get("sentence"),
-        "char_start": extra.get("char_start"),
-        "char_end": extra.get("char_end"),
-    }
-    for key, value in extra.items():
-        if key not in out and isinstance(value, _SCALARS):
-            out[key] = value
-    return out
-
-
-# --------------------------------------------------------------- documents
-def document_parts(obj: Any) -> tuple[str, Mapping[str, Any], str | None] | None:
-    """``(text, metadata, id)`` of a framework document, duck-typed; None for anything else.
-
-    LangChain ``Document`` (``page_content``, ``metadata``, ``id``) and LlamaIndex
-    ``Document``/``TextNode`` (``text``, ``metadata``, ``id_``) qualify, as does any object
-    shaped like them; nothing is imported from either framework.
-    """
-    if isinstance(obj, (str, bytes, os.PathLike, Mapping, tuple, Triple)):
-        return None
-    metadata = getattr(obj, "metadata", None)
-    if not isinstance(metadata, Mapping):
-        return None
-    text = getattr(obj, "page_content", None)
-    if text is None:
-        text = getattr(obj, "text", None)
-    if not isinstance(text, str):
-        return None
-    doc_id = getattr(obj, "id", None)
-    if not isinstance(doc_id, str):
-        doc_id = getattr(obj, "id_", None)
-    return text, metadata, doc_id if isinstance(doc_id, str) and doc_id else None
-
-
-def document_triple(metadata: Mapping[str, Any]) -> Triple | None:
-    """The triple a document carries in its metadata (the loaders' output), else None."""
-    if not all(isinstance(metadata.get(k), str) for k in ("name", "property", "value")):
-        return None
-    extra = {k: v for k, v in metadata.items()
-             if k not in ("name", "property", "value", "id", "triple_id", "score", "kb_version") and v is not None}
-    return Triple(metadata["name"], metadata["property"], metadata["value"], extra)
-
 
 def _source_extra(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """A source document's scalar metadata, kept on the triples extracted from it."""
     skip = {"name", "property", "value", "id", "triple_id", "doc_id", "sentence", "char_start", "char_end"}
-    return {k: v for k, v in metadata.items() if isinstance(k, str) and k not in skip and isinstance(v, _SCALARS)}
+    return {k: v for k, v in metadata.items() if isinstance(k, str) and k not in skip and isinstance(v, SCALAR_TYPES)}
 
 
 class _TripleSource:

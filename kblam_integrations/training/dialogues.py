@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import KBFormatError
+from ..kb.atomic_files import atomic_write_text
 from ..kb.triple import Triple
-from .synthetic import REFUSAL, SyntheticKBGenerator, _cap, _label
+from .synthetic import REFUSAL, SyntheticKBGenerator
+from .synthetic.aliases import _label
+from .synthetic.templates import _cap
 
 FOLLOW_UP_KINDS = ("pronoun", "ellipsis", "switch_back", "absent")
 
@@ -135,9 +138,7 @@ def write_dialogue_file(path: str | os.PathLike, n_entities: int, n_dialogues: i
                           for d in dialogues]}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def load_dialogue_file(path: str | os.PathLike) -> tuple[list[Triple], list[Dialogue]]:

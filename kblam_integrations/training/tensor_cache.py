@@ -1,8 +1,8 @@
 """One cache for the trainer's precomputed tensors (embeddings, query features).
 
-Each is a safetensors file under the run's ``cache/`` directory, written atomically (a
-temporary file, then ``os.replace``), so an interrupted run never leaves a half-written
-cache that a resumed run would trust.
+Each is a safetensors file under the run's ``cache/`` directory, written atomically
+(:func:`~kblam_integrations.kb.atomic_files.atomic_write_with`), so an interrupted run
+never leaves a half-written cache that a resumed run would trust.
 
 In a data-parallel run (``torch.distributed`` initialised, e.g. by ``accelerate launch``)
 only rank 0 computes and writes a missing cache; the other processes wait at a barrier,
@@ -12,12 +12,13 @@ So every process must make the same ``cached_tensors`` calls in the same order.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..kb.atomic_files import atomic_write_with
 
 
 def cached_tensors(file: Path, compute: Callable[[], dict[str, torch.Tensor]],
@@ -43,7 +44,5 @@ def _load_or_compute(file: Path, compute, valid) -> dict[str, torch.Tensor]:
             return data
     data = {name: t.contiguous() for name, t in compute().items()}
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.tmp")
-    save_file(data, str(tmp))
-    os.replace(tmp, file)
+    atomic_write_with(file, lambda tmp: save_file(data, tmp))
     return data

@@ -28,7 +28,6 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -36,6 +35,7 @@ from torch.nn import functional as F
 from ..attention.context import use_kb
 from ..encoding.manager import KBTokens
 from ..errors import ConfigError
+from ..kb.atomic_files import atomic_write_text
 from ..kb.triple import Triple
 from .retrieval_phase import process_share, sum_across_processes
 from .tensor_cache import cached_tensors
@@ -267,7 +267,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, set_seed
     from tqdm.auto import tqdm
 
-    from ..model.kblam_model import KBLaMModel
+    from ..model.kblam_model import WEIGHTS_NAME, KBLaMModel
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -287,7 +287,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     state_file = out / "checkpoint" / "trainer_state.json"
     step = 0
     if resume and state_file.is_file():
-        model.load_trainable(out / "checkpoint" / "kblam_adapters.safetensors")
+        model.load_trainable(out / "checkpoint" / WEIGHTS_NAME)
         step = json.loads(state_file.read_text())["step"]
     data = TrainingData(cfg, model, out / "cache")
     params = model.trainable_parameters()
@@ -488,6 +488,4 @@ def _checkpoint(accelerator, model, out: Path, step: int) -> None:
         return
     ck = out / "checkpoint"
     accelerator.unwrap_model(model).save_pretrained(ck, dtype=torch.float32)
-    tmp = ck / ".trainer_state.tmp"
-    tmp.write_text(json.dumps({"step": step, "processes": accelerator.num_processes}))
-    os.replace(tmp, ck / "trainer_state.json")
+    atomic_write_text(ck / "trainer_state.json", json.dumps({"step": step, "processes": accelerator.num_processes}))
