@@ -34,15 +34,12 @@ LAYERS: dict[str, int] = {
     "cli": 8,
 }
 
-# removed by the kb/encoding refactor (another branch owns these files; tighten this set when it lands).
-# Upward imports:
-#   kb.loaders -> model.grounding
-# One edge of each cycle (function-level imports of the lower-level helper):
-#   kb.knowledge_base -> kb.loaders -> kb.knowledge_base, kb.knowledge_base <-> kb.persistence
+# The one exception, kept for the public API: ``KnowledgeBase.from_documents`` (a classmethod)
+# extracts triples through the loaders and the spaCy extractor, whose
+# ``TripleExtractor.to_knowledge_base`` in turn builds a ``KnowledgeBase``. The call is a lazy
+# import inside the method; removing either convenience method would break user code.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
-    ("kblam_integrations.kb.loaders", "kblam_integrations.model.grounding"),
     ("kblam_integrations.kb.knowledge_base", "kblam_integrations.kb.loaders"),
-    ("kblam_integrations.kb.knowledge_base", "kblam_integrations.kb.persistence"),
 })
 
 Graph = dict[str, set[str]]
