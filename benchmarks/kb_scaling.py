@@ -49,6 +49,7 @@ Writes ``docs/benchmarks/kb_scaling.json`` (a list of rows) and ``kb_scaling.md`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -73,7 +74,11 @@ COLUMNS = [("method", "method"), ("kb_size", "KB size"), ("ttft_s", "TTFT (s)"),
            ("ttft_empty_s", "TTFT empty KB, same run (s)"), ("ttft_ratio", "TTFT / empty"), ("prefill_s", "prefill (s)"),
            ("prompt_tokens", "prompt tokens"), ("peak_rss_mb", "peak RSS (MB)"), ("model_rss_mb", "model RSS (MB)"),
            ("kb_token_mb", "KB tokens fp16 (MB)"), ("kb_rss_overhead", "RSS growth / token MB"),
-           ("encode_s", "encode (s)")]
+           ("encode_s", "encode (s)"), ("index_build_s", "index build (s)"), ("index_mb", "index (MB)"),
+           ("retrieval_top1", "retrieval top-1 (held-out)"), ("retrieval_top1_gap", "top-1 gap to exact")]
+RETRIEVAL_JSON = C.DOCS_DIR / "retrieval_scaling.json"
+# kb_scaling method -> the retrieval_scaling method measured on the same path
+RETRIEVAL_METHOD = {"kblam": "kblam", "kblam-scores": "kblam", "kblam-index-ivf": "kblam-index-ivf"}
 
 
 # ------------------------------------------------------------------- one measurement
@@ -214,11 +219,24 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
     model_rss = C.rss_mb()
     row.update(model_rss_mb=model_rss, encode_s=encode_s, encode_s_estimated=estimated)
 
+    if kblam and size and method not in INDEX_METHODS:
+        # Keys and values in fp16: refuse up front what cannot fit, as KBManager does
+        from kblam_integrations.errors import InsufficientMemoryError
+        from kblam_integrations.memory import check_memory
+
+        need = 2 * size * model.adapters.num_kb_layers * model.adapters.kb_dim * 2
+        try:
+            check_memory(need, "cpu", what=f"{size} triples of keys and values")
+        except InsufficientMemoryError as exc:
+            row.update(fits=False, ttft_s=None, prefill_s=None, kb_token_mb=need / 2**20, peak_rss_mb=None,
+                       note=f"refused up front: {exc}")
+            return row
     if kblam:
         if method in INDEX_METHODS and size:
             tokens, row["index_build_s"] = indexed_kb_tokens(model, size, INDEX_METHODS[method])
             row["index_mb"] = tokens.index.to_tensor().numel() / 2**20
-            token_bytes = tokens.keys.numel() * 2 + tokens.key_embeddings.numel() * 2
+            # what the indexed path holds: fp16 keys, fp16 key embeddings and the index
+            token_bytes = tokens.keys.numel() * 2 + tokens.key_embeddings.numel() * 2 + row["index_mb"] * 2**20
         else:
             tokens = random_kb_tokens(model, size) if size else None
             token_bytes = (tokens.keys.numel() + tokens.values.numel()) * 2 if tokens is not None else 0
@@ -397,6 +415,23 @@ def run(sizes: list[int], *, methods: tuple[str, ...] = (*KBLAM_METHODS, "icl"),
     return sorted(rows, key=lambda r: (order[r["method"]], r["kb_size"]))
 
 
+def attach_retrieval(rows: list[dict], path: Path = RETRIEVAL_JSON) -> None:
+    """Held-out retrieval top-1 of each row's path and size, from ``benchmarks/retrieval_scaling.py``'s
+    latest run (real MiniLM-encoded KBs; the timing rows use random tokens of the same shape)."""
+    if not path.is_file():
+        return
+    measured = {(r["method"], r["kb_size"]): r for r in json.loads(path.read_text())["rows"]}
+    for row in rows:
+        found = measured.get((RETRIEVAL_METHOD.get(row["method"]), row["kb_size"]))
+        if found is None:
+            continue
+        row.update(retrieval_top1=found["top1"], retrieval_top1_ci=found["top1_ci"],
+                   retrieval_top1_reranked=found.get("top1_reranked"), retrieval_run_id=found["run_id"])
+        exact = measured.get(("kblam", row["kb_size"]))
+        if row["method"] in INDEX_METHODS and exact is not None:
+            row["retrieval_top1_gap"] = found["top1"] - exact["top1"]
+
+
 def write_markdown(path: Path, rows: list[dict], checks: list[str], command: str,
                    extra_notes: list[str] | None = None) -> None:
     info = C.machine_info()
@@ -484,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(sorted(args.sizes), methods=tuple(args.methods), threads=args.threads, weights=args.weights,
                repeats=args.repeats, encode_sample=args.encode_sample, isolate=not args.no_isolate,
                icl_limit=not args.no_icl_limit)
+    attach_retrieval(rows)
     checks = check_targets(rows)
     C.write_json(args.out, rows)
     write_markdown(args.out.with_suffix(".md"), rows, checks, command, args.note)

@@ -117,3 +117,33 @@ def test_saved_index_round_trips_and_tampering_is_refused(tmp_path):
     with pytest.raises(CacheIntegrityError, match="key embedding") as err:
         KBManager.load(tmp_path / "swapped.safetensors", model.encoder)
     assert err.value.field == "key_index"
+
+
+def test_keys_only_storage_retrieves_the_same_and_round_trips(tmp_path):
+    from kblam_integrations.encoding.manager import KBManager
+    from kblam_integrations.encoding.tokens import has_values
+
+    model = tiny_chat_kblam(kb_index=None)
+    kb = KnowledgeBase(_triples(60))
+    full = KBManager(kb, model.encoder).snapshot()
+    texts = model.encoder.sentence_encoder.texts
+    keys_only = KBManager(kb, model.encoder, store_values=False)
+    snap = keys_only.snapshot()
+    assert model.encoder.sentence_encoder.texts - texts == 60  # key texts only, no value texts
+    assert not has_values(snap.values) and snap.values.shape == full.values.shape
+    assert snap.values.untyped_storage().nbytes() < 1024  # one zero row, not N
+    torch.testing.assert_close(snap.keys, full.keys)
+    s_full, _ = model.retrieve_batch(QUESTIONS, full)
+    s_keys, _ = model.retrieve_batch(QUESTIONS, snap)
+    torch.testing.assert_close(s_keys, s_full)
+    kb.add_many(_triples(5, start=100))
+    kb.remove(snap.triples[0].id)
+    edited = keys_only.snapshot()
+    assert len(edited) == 64 and not has_values(edited.values)
+    path = keys_only.save(tmp_path / "keys_only.safetensors")
+    full_path = KBManager(kb, model.encoder).save(tmp_path / "full.safetensors")
+    value_bytes = edited.keys.numel() * edited.keys.element_size()  # values have the keys' shape
+    assert full_path.stat().st_size - path.stat().st_size >= 0.99 * value_bytes
+    loaded = KBManager.load(path, model.encoder)
+    assert not loaded.store_values and not has_values(loaded.snapshot().values)
+    torch.testing.assert_close(loaded.snapshot().keys, edited.keys)

@@ -18,7 +18,7 @@ from ..kb.triple import Triple
 from ..memory import check_memory
 from .kb_encoder import KBEncoder
 from .key_index import KeyIndex
-from .tokens import KBTokens
+from .tokens import KBTokens, absent_values, has_values
 
 #: Format marker of encoded-KB caches. Layout (one safetensors file, never pickle):
 #:
@@ -26,6 +26,8 @@ from .tokens import KBTokens
 #:   as the tokens live in memory, so neither saving nor loading copies them);
 #: * ``triples``: uint8, the UTF-8 JSON list of triple records, each with its ``id`` (a
 #:   tensor, not the safetensors header, whose 100 MB cap would stop at ~430k triples);
+#:   A KB stored keys-only (:func:`~.tokens.absent_values`) has ``values`` ``[layers, 0, kb_dim]``
+#:   and the header ``values: absent``;
 #: * ``key_embeddings`` ``[N, encoder_dim]`` and ``ids`` ``[N]`` int64 (format 3; absent in
 #:   format 2 files, which still load, without an index);
 #: * ``key_index``: uint8, the serialised faiss :class:`~.key_index.KeyIndex` (optional;
@@ -69,10 +71,12 @@ def write_cache(path: str | os.PathLike, snap: KBTokens, encoder: KBEncoder) -> 
             raise KBValidationError(f"extra field cannot be stored as JSON: {exc}", record=f"#{i} {t}") from exc
         records.append(record)
     blob = json.dumps(records, ensure_ascii=True).encode("ascii")
+    stored_values = has_values(snap.values)
+    values = snap.values if stored_values else snap.values[:0]
     tensors = {
         # [layers, N, dim]: a view, not a copy, of layer-major tokens
         "keys": snap.keys.transpose(0, 1).contiguous(),
-        "values": snap.values.transpose(0, 1).contiguous(),
+        "values": values.transpose(0, 1).contiguous(),
         "triples": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
     }
     if snap.key_embeddings is not None and snap.ids is not None:
@@ -91,6 +95,7 @@ def write_cache(path: str | os.PathLike, snap: KBTokens, encoder: KBEncoder) -> 
         "dim": str(snap.keys.shape[2]),
         "dtype": str(snap.keys.dtype).replace("torch.", ""),
         **index_kind,
+        **({} if stored_values else {"values": "absent"}),
         **{f"sha256_{name}": _sha256(t) for name, t in tensors.items()},
     }
     return atomic_write_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
@@ -136,6 +141,8 @@ def read_cache(path: str | os.PathLike, encoder: KBEncoder, *, kb: KnowledgeBase
             raise CacheIntegrityError(f"non-finite (NaN/inf) {name} for triple #{bad}", path=path, field=name)
     triples = _parse_records(blob, count, path)
     keys, values = keys_lm.transpose(0, 1), values_lm.transpose(0, 1)  # [N, L, D], layer-major
+    if meta.get("values") == "absent":
+        values = absent_values(count, keys.shape[1], keys.shape[2], dtype=keys.dtype)
     emb, ids, index = _read_index_parts(meta, tensors, count, encoder.adapters.encoder_dim, path)
     if verify_samples > 0 and triples:
         _spot_check(encoder, triples, keys, values, verify_samples, path, emb)
@@ -229,7 +236,8 @@ def _open_cache(path: Path, read: Callable):
             count = _meta_int(meta, "count", path)
             for name in ("keys", "values"):
                 shape = list(f.get_slice(name).get_shape())
-                if len(shape) != 3 or shape[1] != count:
+                rows = 0 if name == "values" and meta.get("values") == "absent" else count
+                if len(shape) != 3 or shape[1] != rows:
                     raise CacheIntegrityError(f"{name} has shape {shape}; the header says {count} triples",
                                               path=path, field=name)
             return meta, read(f, meta)
@@ -253,6 +261,8 @@ def _read_checked(path: Path, encoder: KBEncoder) -> tuple[dict, dict[str, torch
         for name in ("keys", "values"):
             sl = f.get_slice(name)
             shape, dt = list(sl.get_shape()), sl.get_dtype()
+            if name == "values" and meta.get("values") == "absent":
+                want = [want[0], 0, want[2]]
             if shape != want:
                 raise CacheIntegrityError(
                     f"{name} has shape {shape}; expected [layers={want[0]}, triples={want[1]}, dim={want[2]}] "
@@ -314,7 +324,7 @@ def _spot_check(encoder: KBEncoder, triples: list[Triple], keys: torch.Tensor, v
                                                                        dtype=torch.float32, show_progress=False)
     finally:
         encoder.triples_encoded = counted
-    checks = [("keys", keys, fresh_k), ("values", values, fresh_v)]
+    checks = [("keys", keys, fresh_k)] + ([("values", values, fresh_v)] if has_values(values) else [])
     if key_embeddings is not None:
         checks.append(("key_embeddings", key_embeddings.unsqueeze(1), fresh_e.unsqueeze(1)))
     for name, stored, fresh in checks:

@@ -10,7 +10,7 @@ import torch
 
 from ..kb.triple import Triple
 from .adapters import KnowledgeAdapters
-from .tokens import empty_tokens
+from .tokens import absent_values, empty_tokens
 
 _PROGRESS_THRESHOLD = 2048
 # Triples encoded per block: the sentence encoder sees 2 x this many texts per call and
@@ -62,8 +62,8 @@ class KBEncoder:
         return keys, values
 
     def encode_with_key_embeddings(self, triples: Sequence[Triple], *, dtype: torch.dtype = torch.float16,
-                                   show_progress: bool | None = None, block_size: int | None = None
-                                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                                   show_progress: bool | None = None, block_size: int | None = None,
+                                   values: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Knowledge tokens ``(keys, values)``, each ``[N, num_kb_layers, kb_dim]`` in ``dtype``, and the
         key sentence embeddings ``[N, encoder_dim]`` they came from (what a key index searches).
 
@@ -71,13 +71,16 @@ class KBEncoder:
         :func:`~kblam_integrations.encoding.tokens.empty_tokens`), and filled ``block_size``
         triples at a time (default :data:`ENCODE_BLOCK`): the fp32 sentence embeddings and
         adapter outputs only ever exist for one block, never for the whole KB.
+        ``values=False`` (a model that never reads value tokens): value texts are not embedded and
+        the values are :func:`~.tokens.absent_values`, half the time and half the memory.
         """
         n = len(triples)
         block = max(1, block_size or ENCODE_BLOCK)
         layers, dim = self.adapters.num_kb_layers, self.adapters.kb_dim
         device = self.adapters.key.weight.device
         keys = empty_tokens(n, layers, dim, dtype=dtype, device=device)
-        values = empty_tokens(n, layers, dim, dtype=dtype, device=device)
+        value_tokens = (empty_tokens(n, layers, dim, dtype=dtype, device=device) if values
+                        else absent_values(n, layers, dim, dtype=dtype, device=device))
         key_embeddings = torch.empty(n, self.adapters.encoder_dim, dtype=dtype, device=device)
         progress = n >= _PROGRESS_THRESHOLD if show_progress is None else show_progress
         starts = range(0, n, block)
@@ -87,15 +90,18 @@ class KBEncoder:
             starts = tqdm(starts, total=-(-n // block), desc="encoding KB", unit="block")
         for lo in starts:
             hi = min(n, lo + block)
-            key_emb, value_emb = self.embed_triples(triples[lo:hi], progress and n <= block)
-            with torch.no_grad():
-                k, v = self.adapters(key_emb.to(device), value_emb.to(device))
-            keys[lo:hi] = k  # cast to ``dtype`` on the copy
-            values[lo:hi] = v
+            if values:
+                key_emb, value_emb = self.embed_triples(triples[lo:hi], progress and n <= block)
+            else:
+                key_emb = self.embed([t.key_text for t in triples[lo:hi]], progress and n <= block)
+            with torch.no_grad():  # the copies cast to ``dtype``
+                if values:
+                    keys[lo:hi], value_tokens[lo:hi] = self.adapters(key_emb.to(device), value_emb.to(device))
+                else:
+                    keys[lo:hi] = self.adapters.keys(key_emb.to(device))
             key_embeddings[lo:hi] = key_emb
-            del k, v, key_emb, value_emb
         self.triples_encoded += n
-        return keys, values, key_embeddings
+        return keys, value_tokens, key_embeddings
 
     @property
     def fingerprint(self) -> str:

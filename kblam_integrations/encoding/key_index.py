@@ -28,8 +28,11 @@ import torch
 from ..errors import CacheIntegrityError, ConfigError
 
 INDEX_KINDS = ("flat", "ivf")
-#: Training points faiss wants per inverted list (it warns below 39).
+#: Training points faiss wants per inverted list (it warns below 39); more buy little for coarse lists.
 _POINTS_PER_LIST = 39
+_TRAIN_POINTS_PER_LIST = 64
+#: Inverted lists at most: k-means cost grows with lists x training points.
+_MAX_LISTS = 4096
 
 
 def _faiss():
@@ -39,8 +42,9 @@ def _faiss():
 
 
 def default_nlist(n: int) -> int:
-    """Inverted lists for ``n`` vectors: about ``4 sqrt(n)``, and at least 39 training points per list."""
-    return max(1, min(int(4 * math.sqrt(max(n, 1))), n // _POINTS_PER_LIST))
+    """Inverted lists for ``n`` vectors: about ``4 sqrt(n)`` (at most 4096), with at least 39 training
+    points per list."""
+    return max(1, min(int(4 * math.sqrt(max(n, 1))), _MAX_LISTS, n // _POINTS_PER_LIST))
 
 
 class KeyIndex:
@@ -67,10 +71,11 @@ class KeyIndex:
             lists = nlist or default_nlist(n)
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
             sample = x
-            if n > lists * 256:  # k-means needs far fewer points than a large KB has
-                rows = np.random.default_rng(seed).choice(n, lists * 256, replace=False)
+            if n > lists * _TRAIN_POINTS_PER_LIST:  # k-means needs far fewer points than a large KB has
+                rows = np.random.default_rng(seed).choice(n, lists * _TRAIN_POINTS_PER_LIST, replace=False)
                 sample = x[np.sort(rows)]
             index.cp.seed = seed
+            index.cp.niter = 10
             index.train(sample if len(sample) else np.zeros((1, dim), dtype=np.float32))
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # removal and lookup by id
         else:

@@ -28,7 +28,8 @@ from ..memory import check_memory
 from .cache_file import (CACHE_FORMAT, VERIFY_SAMPLES, first_non_finite, read_cache,  # noqa: F401 - re-exported
                          read_cached_triples, write_cache)
 from .kb_encoder import KBEncoder
-from .tokens import KBTokens, empty_tokens, gather_and_append, is_layer_major, layer_major  # noqa: F401 - re-exported
+from .tokens import (KBTokens, empty_tokens, gather_and_append, has_values, is_layer_major,  # noqa: F401
+                     layer_major)
 
 class KBManager:
     """Own a :class:`KnowledgeBase` and its encoded knowledge tokens.
@@ -40,14 +41,17 @@ class KBManager:
         index: kind of :class:`~.key_index.KeyIndex` kept over the key embeddings
             (``"ivf"``, ``"flat"``) once the KB has ``index_min_size`` triples; None: never.
             It follows the KB: added triples are added to it, removed ones removed.
+        store_values: False keeps keys only (:func:`~.tokens.absent_values`): for models that
+            never read value tokens, half the encode time and memory.
     """
 
     def __init__(self, kb: KnowledgeBase | None, encoder: KBEncoder, *, dtype: torch.dtype = torch.float16,
-                 index: str | None = None, index_min_size: int = 0):
+                 index: str | None = None, index_min_size: int = 0, store_values: bool = True):
         self.kb = kb if kb is not None else KnowledgeBase()
         self.encoder = encoder
         self.dtype = dtype
         self.index_kind, self.index_min_size = index, index_min_size
+        self.store_values = store_values
         self._next_id = 0
         self._lock = threading.RLock()  # one encode at a time; never held by a KB writer
         self._latest_version: int | None = None  # bounded: the last change seen, not a log
@@ -88,7 +92,8 @@ class KBManager:
             return self._snapshot
 
     def _encode(self, triples: Sequence[Triple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        keys, values, emb = self.encoder.encode_with_key_embeddings(triples, dtype=self.dtype)
+        keys, values, emb = self.encoder.encode_with_key_embeddings(triples, dtype=self.dtype,
+                                                                    values=self.store_values)
         for name, t in (("keys", keys), ("values", values)):
             bad = first_non_finite(t)
             if bad is not None:
@@ -111,7 +116,8 @@ class KBManager:
     def _check_memory(self, new: int, kept: int) -> None:
         """Refuse up front an encode whose token tensors cannot fit (see :func:`check_memory`)."""
         layers, dim = self.encoder.adapters.num_kb_layers, self.encoder.adapters.kb_dim
-        per_triple = (2 * layers * dim + self.encoder.adapters.encoder_dim) * torch.empty((), dtype=self.dtype).element_size()
+        tokens = (2 if self.store_values else 1) * layers * dim + self.encoder.adapters.encoder_dim
+        per_triple = tokens * torch.empty((), dtype=self.dtype).element_size()
         needed = (new + kept) * per_triple
         if needed >= 64 * 2**20:  # small encodes always fit; skip the system call
             check_memory(needed, self.encoder.adapters.key.weight.device,
@@ -174,11 +180,13 @@ class KBManager:
         if kb is None:
             kb = KnowledgeBase(triples)
         dtype = dtype or keys.dtype
-        manager = cls(kb, encoder, dtype=dtype, index=cached.index.kind if cached.index is not None else None)
+        manager = cls(kb, encoder, dtype=dtype, index=cached.index.kind if cached.index is not None else None,
+                      store_values=has_values(values))
         version, current = kb.snapshot()
         emb, ids = cached.key_embeddings, cached.ids
         if [t.id for t in current] == [t.id for t in triples]:
-            k, v = layer_major(keys, dtype), layer_major(values, dtype)
+            k = layer_major(keys, dtype)
+            v = layer_major(values, dtype) if has_values(values) else values.to(dtype)
         else:
             order = {t.id: i for i, t in enumerate(triples)}
             index = torch.tensor([order[t.id] for t in current], dtype=torch.long)

@@ -25,6 +25,19 @@ def empty_tokens(n: int, layers: int, dim: int, *, dtype: torch.dtype = torch.fl
     return torch.empty(layers, n, dim, dtype=dtype, device=device).transpose(0, 1)
 
 
+def absent_values(n: int, layers: int, dim: int, *, dtype: torch.dtype = torch.float16,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """Value tokens of a KB stored keys-only: a zero-stride ``[n, layers, dim]`` view of one zero
+    row (no memory). For models that never read value tokens: the retrieval pass reads keys only,
+    grounded mode reads the facts' text and pure mode the backbone's own states."""
+    return torch.zeros(1, layers, dim, dtype=dtype, device=device).expand(n, layers, dim)
+
+
+def has_values(t: torch.Tensor) -> bool:
+    """Whether value tokens are stored (not :func:`absent_values`)."""
+    return t.shape[0] <= 1 or t.stride(0) != 0
+
+
 def is_layer_major(t: torch.Tensor) -> bool:
     """Whether ``t[:, j]`` is contiguous for every layer ``j`` (see :func:`empty_tokens`)."""
     return t.dim() == 3 and t.transpose(0, 1).is_contiguous()
@@ -65,8 +78,11 @@ class KBTokens:
 
 
 def gather_and_append(old: torch.Tensor, index: torch.Tensor, new: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Layer-major ``cat([old[index], new])`` in ``dtype``, written straight into the result."""
+    """Layer-major ``cat([old[index], new])`` in ``dtype``, written straight into the result
+    (absent values stay absent)."""
     k = index.numel()
+    if not has_values(old) and not has_values(new):
+        return absent_values(k + new.shape[0], old.shape[1], old.shape[2], dtype=dtype, device=old.device)
     out = empty_tokens(k + new.shape[0], old.shape[1], old.shape[2], dtype=dtype, device=old.device)
     for j in range(old.shape[1]):  # one layer at a time: temporaries are one layer's slice at most
         if k and old.dtype == dtype:
