@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=Path, default=QUESTIONS, help="eval file (tune on a dev file, not this one)")
     ap.add_argument("--nprobe", type=int, default=None, help="override config.kb_index_nprobe")
     ap.add_argument("--candidates", type=int, default=None, help="override config.kb_index_candidates")
+    ap.add_argument("--no-layer-queries", action="store_true", help="search the summed query only")
     args = ap.parse_args(argv)
     threads = C.setup_env(args.threads)
     import faiss
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         model.config.kb_index_nprobe = args.nprobe
     if args.candidates:
         model.config.kb_index_candidates = args.candidates
+    if args.no_layer_queries:
+        model.config.kb_index_layer_queries = False
     kb_all, questions, emb_all = cached_embeddings(model, max(args.sizes), cache, args.questions)
     asked = [q for q in questions if q.get("answer") is not None]
     run_id = hashlib.sha256(f"{time.time()}".encode()).hexdigest()[:12]
@@ -212,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods:
             row = measure(model, kb, emb, asked, method)
             row.update(run_id=run_id, nprobe=model.config.kb_index_nprobe,
-                       candidates=model.config.kb_index_candidates)
+                       candidates=model.config.kb_index_candidates,
+                       layer_queries=model.config.kb_index_layer_queries)
             rows.append(row)
             progress(json.dumps(row))
             write(args.out, rows, threads, argv)

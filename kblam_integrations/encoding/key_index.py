@@ -162,14 +162,16 @@ class KeySearch:
         embeddings: ``[N, E]`` the snapshot's key embeddings (a sample sets each layer's
             typical key norm, which puts the layers' queries on one scale).
         projections: ``[layers, kb_dim, E]`` the per-layer ``C W_j`` (see the module docstring).
-        candidates: rows searched per KB layer's query and, 4x as many, for their sum.
+        candidates: rows searched for each KB layer's query (when ``layer_queries``) and, 4x as
+            many, for their sum.
         tail_sample: rows sampled at random to estimate the softmax mass of the rows not
             proposed (see :mod:`kblam_integrations.attention.indexed_scoring`).
     """
 
     def __init__(self, index: KeyIndex, ids: torch.Tensor, embeddings: torch.Tensor, projections: torch.Tensor, *,
-                 candidates: int = 32, tail_sample: int = 1024, seed: int = 0):
+                 candidates: int = 32, tail_sample: int = 1024, layer_queries: bool = True, seed: int = 0):
         self.index, self.projections, self.k = index, projections, candidates
+        self.layer_queries = layer_queries
         order = torch.argsort(ids)
         self._sorted_ids, self._rows = ids[order], order
         n = len(ids)
@@ -187,11 +189,11 @@ class KeySearch:
         u = torch.einsum("sbd,sde->sbe", queries.float(), self.projections) * scaling
         u = u / self.key_norm[:, None, None]
         s, b, e = u.shape
-        vectors = torch.cat([u.sum(0), u.reshape(s * b, e)])  # [B + S*B, E]
-        found = self.index.search(vectors, 4 * self.k)
-        k = min(self.k, found.shape[1])
-        per_layer = found[b:, :k].reshape(s, b, k).transpose(0, 1).reshape(b, s * k)
-        found = torch.cat([found[:b], per_layer], dim=1)  # [B, 4k + S*k] ids
+        found = self.index.search(u.sum(0), 4 * self.k)  # [B, 4k] ids
+        if self.layer_queries:
+            per_layer = self.index.search(u.reshape(s * b, e), self.k)
+            k = per_layer.shape[1]
+            found = torch.cat([found, per_layer.reshape(s, b, k).transpose(0, 1).reshape(b, s * k)], dim=1)
         pos = torch.searchsorted(self._sorted_ids, found.clamp_min(0)).clamp_max(len(self._sorted_ids) - 1)
         hit = (found >= 0) & (self._sorted_ids[pos] == found)
         rows = torch.where(hit, self._rows[pos], torch.full_like(found, -1))

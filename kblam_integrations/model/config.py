@@ -83,7 +83,9 @@ class KBLaMConfig:
     kb_index: str | None = "ivf"
     kb_index_min_size: int = 20000
     kb_index_candidates: int = 32
-    kb_index_nprobe: int = 64
+    # also search each KB layer's own query (kb_index_candidates each), not only their sum (4x)
+    kb_index_layer_queries: bool = True
+    kb_index_nprobe: int = 128
     kb_index_tail_sample: int = 1024
     refusal_classifier: dict[str, Any] | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

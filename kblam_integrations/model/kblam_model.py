@@ -323,7 +323,8 @@ class KBLaMModel(nn.Module):
             return self._key_search[1]
         search = KeySearch(tokens.index, tokens.ids, tokens.key_embeddings,
                            key_projections(self.adapters.key.weight, len(self.config.kb_layers), self.config.kb_dim),
-                           candidates=self.config.kb_index_candidates, tail_sample=self.config.kb_index_tail_sample)
+                           candidates=self.config.kb_index_candidates, tail_sample=self.config.kb_index_tail_sample,
+                           layer_queries=self.config.kb_index_layer_queries)
         tokens.index.nprobe = self.config.kb_index_nprobe
         self._key_search = (tokens, search)
         return search
