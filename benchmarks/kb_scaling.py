@@ -234,7 +234,7 @@ def measure_one(size: int, method: str = "kblam", *, weights: str | None = None,
     if kblam:
         if method in INDEX_METHODS and size:
             tokens, row["index_build_s"] = indexed_kb_tokens(model, size, INDEX_METHODS[method])
-            row["index_mb"] = tokens.index.to_tensor().numel() / 2**20
+            row["index_mb"] = tokens.index.nbytes / 2**20
             # what the indexed path holds: fp16 keys, fp16 key embeddings and the index
             token_bytes = tokens.keys.numel() * 2 + tokens.key_embeddings.numel() * 2 + row["index_mb"] * 2**20
         else:

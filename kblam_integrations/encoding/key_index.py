@@ -100,6 +100,12 @@ class KeyIndex:
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the index holds: the vectors and their ids (plus the IVF centroids)."""
+        lists = int(getattr(self.index, "nlist", 0))
+        return self.ntotal * (self.dim * 4 + 8) + lists * self.dim * 4
+
     # ------------------------------------------------------------------ search
     def search(self, vectors: torch.Tensor, k: int) -> torch.Tensor:
         """Ids ``[Q, k]`` of the largest inner products with ``vectors`` ``[Q, E]`` (-1 where fewer exist)."""
