@@ -34,6 +34,7 @@ from ..kb.triple import Triple
 from .config import KBLaMConfig
 from .grounded_answer import answer_from_facts
 from .limits import check_prompt_length
+from .modes import AnswerMode, check_mode
 from .grounding import fact_sentence
 from .refusal import AGREEMENT_TOP_K, RefusalClassifier, key_agreement, refusal_features, top_triples
 
@@ -377,7 +378,7 @@ class KBLaMModel(nn.Module):
     @torch.no_grad()
     def generate(self, prompt_or_messages: str | Messages, kb: KBLike = None, *, max_new_tokens: int = 64,
                  temperature: float = 0.0, stop: Sequence[str] | None = None, streamer: Any = None,
-                 mode: str = "kblam", grounded_k: int | None = None, top_k_kb: int | None = None,
+                 mode: AnswerMode = "kblam", grounded_k: int | None = None, top_k_kb: int | None = None,
                  seed: int | None = None) -> GenerationResult:
         """Answer with knowledge tokens in attention.
 
@@ -397,8 +398,7 @@ class KBLaMModel(nn.Module):
         from .limits import check_sampling
 
         check_sampling(temperature)  # NaN/inf temperature: typed error, not silent greedy
-        if mode not in ("kblam", "grounded"):
-            raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
+        check_mode(mode)
         if max_new_tokens <= 0:
             raise ConfigError(f"max_new_tokens must be positive, got {max_new_tokens!r}")
         tokens = self.encode_kb(kb)
