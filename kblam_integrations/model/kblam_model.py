@@ -266,6 +266,10 @@ class KBLaMModel(nn.Module):
         :meth:`resolved_question`), so retrieval and refusal read it as a single question."""
         return retrieval.retrieve(self, question, kb, k, rerank=rerank)
 
+    def _asked_count(self, agreement: Sequence[float]) -> int:
+        """How many facts a question asks for, from its candidates' key agreement (best first)."""
+        return retrieval.asked_count(agreement, self.config.extra_fact_margin, self.config.max_facts)
+
     def key_agreement(self, questions: Sequence[str | Messages], triples: Sequence[Triple],
                       probs: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, k]`` cosines between each question and the keys of its attention's top triples.
