@@ -183,9 +183,9 @@ def run_demo(out_dir: str | os.PathLike = "kblam-demo", *, questions: Sequence[s
     from rich.text import Text
 
     from .errors import ConfigError
+    from .model.modes import check_mode
 
-    if mode not in ("kblam", "grounded"):
-        raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
+    check_mode(mode)
     if max_new_tokens <= 0:
         raise ConfigError(f"max_new_tokens must be positive, got {max_new_tokens!r}")
     if top_k <= 0:

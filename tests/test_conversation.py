@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kblam_integrations.errors import KBFormatError
-from kblam_integrations.model.kblam_model import _names_no_entity
+from kblam_integrations.model.prompting import names_no_entity as _names_no_entity
 from kblam_integrations.training.dialogues import DialogueGenerator, load_dialogue_file, write_dialogue_file
 
 from .conftest import tiny_chat_kblam

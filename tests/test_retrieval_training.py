@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kblam_integrations.attention.context import use_kb
-from kblam_integrations.attention.injection import attention_modules
+from kblam_integrations.model.families import attention_modules
 from kblam_integrations.kb.triple import Triple
 from kblam_integrations.training.query_features import extract_query_features
 from kblam_integrations.training.retrieval_phase import (

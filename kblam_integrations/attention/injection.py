@@ -14,7 +14,7 @@ points transformers provides:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -147,15 +147,6 @@ def _register(base: str) -> str:
     return name
 
 
-def attention_modules(backbone: nn.Module) -> list[nn.Module]:
-    """The self-attention module of every decoder layer, in order."""
-    decoder = backbone.get_decoder() if hasattr(backbone, "get_decoder") else backbone
-    layers = getattr(decoder, "layers", None)
-    if layers is None:
-        raise ConfigError(f"{type(backbone).__name__}: cannot find decoder layers (expected `.layers`)")
-    return [layer.self_attn for layer in layers]
-
-
 def _kb_query_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
     ctx = active_kb()
     if ctx is None or ctx.num_tokens == 0 or module.layer_idx not in ctx.layer_map:
@@ -172,8 +163,11 @@ def _kb_query_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
     return None
 
 
-def inject_kb_attention(backbone: nn.Module, kb_layers: list[int]) -> None:
-    """Make ``backbone`` KB-aware (idempotent). Without an active KB it is unchanged."""
+def inject_kb_attention(backbone: nn.Module, kb_layers: list[int], modules: Sequence[nn.Module]) -> None:
+    """Make ``backbone`` KB-aware (idempotent). Without an active KB it is unchanged.
+
+    ``modules``: the self-attention module of every decoder layer (the model layer knows
+    where each family keeps them, see ``model/families.py``)."""
     current = backbone.config._attn_implementation
     if current and current.startswith(KBLAM_ATTENTION + "_"):
         base = current[len(KBLAM_ATTENTION) + 1:]
@@ -185,7 +179,6 @@ def inject_kb_attention(backbone: nn.Module, kb_layers: list[int]) -> None:
     backbone.set_attn_implementation(name)
     if backbone.config._attn_implementation != name:
         backbone.config._attn_implementation_internal = name
-    modules = attention_modules(backbone)
     for idx in kb_layers:
         if not 0 <= idx < len(modules):
             raise ConfigError(f"KB layer {idx} out of range for a {len(modules)}-layer backbone", )

@@ -7,14 +7,15 @@ from typing import Any
 
 import typer
 
+from ..errors import ConfigError
+from ..model.modes import ANSWER_MODES
+from ..model.modes import check_mode as check_answer_mode
 from .boundary import CLIError
 
 __all__ = ["BACKBONE_OPT", "ENCODER_OPT", "MODE_OPT", "WEIGHTS_OPT", "Mode", "check_mode", "check_positive"]
 
 
-class Mode(str, Enum):
-    kblam = "kblam"
-    grounded = "grounded"
+Mode = Enum("Mode", {m: m for m in ANSWER_MODES}, type=str)  # the model's answer modes as a typer choice
 
 
 WEIGHTS_OPT = typer.Option(None, "--weights", help="KBLaM checkpoint directory (default: the shipped weights; "
@@ -27,9 +28,10 @@ MODE_OPT = typer.Option(Mode.grounded, "--mode", help="kblam: pure KBLaM attenti
 
 def check_mode(mode: Any) -> str:
     value = mode.value if isinstance(mode, Enum) else str(mode)
-    if value not in ("kblam", "grounded"):
-        raise CLIError(f"unknown mode {value!r}; use 'kblam' or 'grounded'")
-    return value
+    try:
+        return check_answer_mode(value)
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from exc
 
 
 def check_positive(value: int, name: str) -> int:

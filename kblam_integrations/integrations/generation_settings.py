@@ -10,11 +10,12 @@ by :meth:`GenerationSettings._generation_options`.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigError
+from ..model.modes import AnswerMode, check_mode
 
 __all__ = ["IGNORED_SETTINGS", "GenerationSettings", "check_generation_options", "normalise_settings"]
 
@@ -30,7 +31,7 @@ class GenerationSettings(BaseModel):
     backbone: Optional[str] = Field(default=None, description="Backbone override (path, .gguf or cached HF id).")
     encoder: Optional[str] = Field(default=None, description="Sentence-encoder override.")
     kblam_model: Any = Field(default=None, exclude=True, repr=False, description="An already loaded KBLaMModel.")
-    mode: Literal["kblam", "grounded"] = Field(
+    mode: AnswerMode = Field(
         default="grounded",
         description="'grounded' (default): KB attention picks the asked triples, whose sentences go in the prompt; "
                     "'kblam': their value blocks are attended instead (the KB's text never enters the prompt; "
@@ -96,8 +97,7 @@ def check_generation_options(*, max_new_tokens: Any, temperature: Any, mode: Any
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
             or temperature < 0:  # NaN would decode greedily without a word, inf samples gibberish
         raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
-    if mode not in ("kblam", "grounded"):
-        raise ConfigError(f"mode must be 'kblam' or 'grounded', got {mode!r}")
+    check_mode(mode)
     if stop is not None and (isinstance(stop, str) or not all(isinstance(s, str) for s in stop)):
         raise ConfigError(f"stop must be a list of strings, got {stop!r}")
 

@@ -140,12 +140,11 @@ class KBLaMConfig:
 
     @classmethod
     def for_backbone(cls, backbone_config: Any, *, backbone: str, encoder: str, encoder_dim: int, **overrides: Any) -> "KBLaMConfig":
-        """Derive the shape fields from a transformers config."""
-        heads = backbone_config.num_attention_heads
-        head_dim = getattr(backbone_config, "head_dim", None) or backbone_config.hidden_size // heads
-        return cls(backbone=backbone, encoder=encoder, num_hidden_layers=backbone_config.num_hidden_layers,
-                   hidden_size=backbone_config.hidden_size, num_attention_heads=heads, head_dim=head_dim,
-                   encoder_dim=encoder_dim, **overrides)
+        """Derive the shape fields from a transformers config (see :func:`.families.backbone_shape`)."""
+        from .families import backbone_shape
+
+        return cls(backbone=backbone, encoder=encoder, encoder_dim=encoder_dim, **backbone_shape(backbone_config),
+                   **overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,8 +22,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
+from transformers import LogitsProcessor
+
+from .results import GenerationResult, Retrieval, TripleScore
+
+if TYPE_CHECKING:
+    from ..attention.context import KBContext
+    from ..encoding.manager import KBTokens
+    from ..kb.triple import Triple
+    from .config import KBLaMConfig
 
 
 # Key agreement reads the cosines of this many attention-ranked triples.
@@ -141,3 +151,97 @@ class RefusalClassifier:
         w_raw = (w.detach() / sd)
         b_raw = float(b.detach() - (w.detach() * mu / sd).sum())
         return cls(weight=w_raw.tolist(), bias=b_raw, threshold=threshold, features=feature_set)
+
+
+# (questions, triples, layer probs) -> [B, k] key agreement of the attention's top triples
+AgreementFn = Callable[[Sequence[Any], Sequence["Triple"], torch.Tensor], torch.Tensor]
+
+
+class RefusalPolicy:
+    """The one home of the refusal decision: scores, threshold, "is this turn about the KB"
+    and the refusal answer. Reads the config live (a refitted classifier takes effect at once).
+
+    ``agreement``: the model's question-key agreement (:meth:`~.kblam_model.KBLaMModel.key_agreement`),
+    computed only when the classifier reads it and the caller has not.
+    """
+
+    def __init__(self, config: "KBLaMConfig", agreement: AgreementFn):
+        self.config, self.agreement = config, agreement
+
+    @property
+    def classifier(self) -> RefusalClassifier | None:
+        """The config's :class:`RefusalClassifier`, or None (then the null/best ratio rule)."""
+        return RefusalClassifier(**self.config.refusal_classifier) if self.config.refusal_classifier else None
+
+    @property
+    def threshold(self) -> float:
+        """Refusal scores above this refuse: the classifier's threshold, else ``refusal_ratio``."""
+        clf = self.classifier
+        return float(clf.threshold) if clf is not None else float(self.config.refusal_ratio)
+
+    def scores(self, probs: torch.Tensor, questions: Sequence[Any], triples: Sequence["Triple"],
+               cosines: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B]`` refusal scores from ``[B, L, N + 1]`` layer probabilities: the classifier's
+        probability, or without one the null/best mass ratio. ``cosines``: the key agreement
+        of the attention's top triples, if already computed."""
+        clf = self.classifier
+        if clf is not None:
+            if clf.reads_agreement and cosines is None:
+                cosines = self.agreement(questions, triples, probs)
+            if cosines is not None:
+                cosines = cosines[:, :AGREEMENT_TOP_K]
+            return clf.probability(refusal_features(probs, len(triples), cosines, clf.features))
+        overall = probs.mean(1)
+        return overall[:, -1] / overall[:, :-1].max(-1).values.clamp_min(1e-12)
+
+    def refuses(self, score: torch.Tensor | float) -> bool:
+        return bool(score > self.threshold)
+
+    def is_kb_turn(self, found: Retrieval) -> bool:
+        """Whether a turn the KB cannot answer is still about the KB (refuse) or not (greetings,
+        tasks: the backbone answers them under ``non_kb_turns="answer"``): its best key agreement."""
+        return bool(found.agreement) and max(found.agreement) >= self.config.kb_turn_agreement
+
+    def backbone_answers(self, found: Retrieval) -> bool:
+        """A turn the KB cannot answer goes to the backbone alone (not about the KB, and allowed)."""
+        return self.config.non_kb_turns == "answer" and not self.is_kb_turn(found)
+
+    def refusal(self, top: Sequence[TripleScore], null: float, tokens: "KBTokens", mode: str,
+                streamer: Any) -> GenerationResult:
+        """The refusal sentence, still reporting what was attended (it explains the refusal)."""
+        res = GenerationResult(text=self.config.refusal, triples=tuple(s.triple for s in top),
+                               scores=torch.tensor([s.score for s in top]), null_score=null,
+                               kb_version=tokens.version, mode=mode)
+        if streamer is not None:  # no tokens were generated: hand the text over directly
+            if hasattr(streamer, "on_finalized_text"):
+                streamer.on_finalized_text(self.config.refusal, stream_end=True)
+            else:
+                streamer.end()
+        return res
+
+
+class RefusalGate(LogitsProcessor):
+    """Pure mode without value injection: decide on refusal once, right after the prefill.
+
+    At its first call the scores-only records hold the prompt's retrieval distributions
+    (what :meth:`~.kblam_model.KBLaMModel.retrieve_batch` computes), so the decision costs
+    no second pass. A refusal forces the end-of-sequence token.
+    """
+
+    def __init__(self, policy: RefusalPolicy, layer_probs: Callable[["KBContext"], torch.Tensor], ctx: "KBContext",
+                 messages, triples, eos: int | list[int] | None, streamer=None):
+        self.policy, self.layer_probs, self.ctx = policy, layer_probs, ctx
+        self.messages, self.triples, self.streamer = messages, triples, streamer
+        self.refused: bool | None = None
+        self.eos = eos if isinstance(eos, int) else (eos or [0])[0]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.refused is None:
+            score = self.policy.scores(self.layer_probs(self.ctx), [self.messages], self.triples)[0]
+            self.refused = self.policy.refuses(score)
+            if self.refused and self.streamer is not None and hasattr(self.streamer, "on_finalized_text"):
+                self.streamer.on_finalized_text(self.policy.config.refusal)
+        if self.refused:
+            scores = torch.full_like(scores, float("-inf"))
+            scores[:, self.eos] = 0.0
+        return scores

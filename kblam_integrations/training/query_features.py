@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from ..attention.injection import attention_modules
+from ..model.families import attention_modules
 from .tensor_cache import cached_tensors
 
 
