@@ -117,10 +117,8 @@ def _save_chat_changes(kb_file: Path, model, changes: list[tuple[str, Any]]) -> 
     from ..kb.persistence import file_lock, locked_edit
 
     if kb_file.suffix.lower() == ENCODED_KB_SUFFIX:
-        from ..encoding.manager import KBManager
-
         with file_lock(kb_file):
-            manager = KBManager.load(kb_file, model.encoder)
+            manager = model.load_kb(kb_file)
             _replay(manager.kb, changes)
             manager.save(kb_file)
             return len(manager.kb)

@@ -63,9 +63,7 @@ def load_kb_or_cache(path: Path):
 def kb_for_model(path: Path, model, kb=None):
     """A KBManager over ``kb``, or over the encoded cache at ``path`` (reused without re-encoding)."""
     if kb is None:
-        from ..encoding.manager import KBManager
-
-        return KBManager.load(path, model.encoder)
+        return model.load_kb(path)
     return model.kb_manager(kb)
 
 

@@ -171,17 +171,20 @@ class KBManager:
 
     @classmethod
     def load(cls, path: str | os.PathLike, encoder: KBEncoder, *, dtype: torch.dtype | None = None,
-             kb: KnowledgeBase | None = None, verify_samples: int = VERIFY_SAMPLES) -> "KBManager":
+             kb: KnowledgeBase | None = None, verify_samples: int = VERIFY_SAMPLES, index: str | None = None,
+             index_min_size: int = 0) -> "KBManager":
         """Reload an encoded KB without re-encoding it, after verifying it (see
         :func:`~.cache_file.read_cache` for what is checked and the errors raised).
-        With ``kb`` the manager tracks that KB, which must hold exactly the cached triples."""
+        With ``kb`` the manager tracks that KB, which must hold exactly the cached triples.
+        ``index``/``index_min_size``: the index policy when the file holds no index (one is
+        built from the stored key embeddings if the KB is big enough); a stored index is kept."""
         cached = read_cache(path, encoder, kb=kb, verify_samples=verify_samples)
         triples, keys, values = cached.triples, cached.keys, cached.values
         if kb is None:
             kb = KnowledgeBase(triples)
         dtype = dtype or keys.dtype
-        manager = cls(kb, encoder, dtype=dtype, index=cached.index.kind if cached.index is not None else None,
-                      store_values=has_values(values))
+        manager = cls(kb, encoder, dtype=dtype, index=cached.index.kind if cached.index is not None else index,
+                      index_min_size=index_min_size, store_values=has_values(values))
         version, current = kb.snapshot()
         emb, ids = cached.key_embeddings, cached.ids
         if [t.id for t in current] == [t.id for t in triples]:
@@ -197,6 +200,9 @@ class KBManager:
                 emb, ids = emb.index_select(0, index), ids.index_select(0, index)
         if ids is not None and len(ids):
             manager._next_id = int(ids.max()) + 1
-        manager._snapshot = KBTokens(version, current, k, v, emb, ids, cached.index)
+        key_index = cached.index
+        if key_index is None and emb is not None:
+            key_index = manager._build_index(emb, ids)
+        manager._snapshot = KBTokens(version, current, k, v, emb, ids, key_index)
         manager._needs_full = False
         return manager

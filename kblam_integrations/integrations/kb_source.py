@@ -166,24 +166,22 @@ class KBSource:
             return manager
 
     def _make_manager(self, model: "KBLaMModel") -> "KBManager":
-        from ..encoding.manager import KBManager
-
         if self._manager is not None:
             given = self._manager
             if given.encoder is model.encoder or given.encoder.fingerprint == model.encoder.fingerprint:
                 return given
             logger.warning("the KBManager passed as kb= was built for other adapters/encoder; its knowledge base "
                            "is tracked by a new manager for this model (all triples are re-encoded once)")
-            return KBManager(given.kb, model.encoder)
+            return model.kb_manager(given.kb)
         if self.kind == "encoded":
             assert self.path is not None
             try:
-                return KBManager.load(self.path, model.encoder)
+                return model.load_kb(self.path)
             except CacheMismatchError as exc:
                 logger.warning("%s; re-encoding its %d stored triples", exc, len(self._stored or ()))
-                return KBManager(KnowledgeBase(self._stored or ()), model.encoder)
+                return model.kb_manager(KnowledgeBase(self._stored or ()))
         assert self._kb is not None
-        return KBManager(self._kb, model.encoder)
+        return model.kb_manager(self._kb)
 
     def snapshot(self, model: "KBLaMModel") -> "KBTokens | None":
         """One consistent, immutable KB version for a call (None: no KB)."""

@@ -112,7 +112,19 @@ class KBLaMModel(nn.Module):
     def kb_manager(self, kb: KnowledgeBase | None = None) -> KBManager:
         """A :class:`KBManager` tracking ``kb`` with this model's encoder (and, from
         ``config.kb_index_min_size`` triples, a key index: ``config.kb_index``)."""
-        return KBManager(kb, self.encoder, index=self.config.kb_index, index_min_size=self.config.kb_index_min_size)
+        return KBManager(kb, self.encoder, index=self.config.kb_index, index_min_size=self.config.kb_index_min_size,
+                         store_values=self.stores_values)
+
+    def load_kb(self, path: str | os.PathLike, kb: KnowledgeBase | None = None) -> KBManager:
+        """An encoded KB file, verified (see :meth:`KBManager.load`), under this model's index policy."""
+        return KBManager.load(path, self.encoder, kb=kb, index=self.config.kb_index,
+                              index_min_size=self.config.kb_index_min_size)
+
+    @property
+    def stores_values(self) -> bool:
+        """Whether value tokens are ever read: only by the full attention path (``inject_values``);
+        the retrieval pass reads keys, grounded mode the facts' text, pure mode the backbone's states."""
+        return bool(self.config.inject_values)
 
     def encode_kb(self, kb: KBLike) -> KBTokens | None:
         """Turn any KB-like input into a consistent :class:`KBTokens` snapshot (None for no KB)."""
@@ -127,7 +139,7 @@ class KBLaMModel(nn.Module):
         else:
             triples = tuple(KnowledgeBase(kb))
             version = None
-        keys, values, emb = self.encoder.encode_with_key_embeddings(triples)
+        keys, values, emb = self.encoder.encode_with_key_embeddings(triples, values=self.stores_values)
         ids = torch.arange(len(triples))
         index = None
         if self.config.kb_index is not None and len(triples) >= max(1, self.config.kb_index_min_size):
