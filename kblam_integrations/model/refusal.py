@@ -1,21 +1,12 @@
-"""When to refuse: a logistic classifier over the KB attention of every retrieval layer.
+"""When to refuse: the one home of the refusal rule (features, classifier, policy, generation gate).
 
-Comparing the null token's mass with the best triple's (one ratio) discards what the
-layers disagree on: on held-out training pools a ratio rule reached precision 0.88 at
-recall 0.59, while a logistic model over per-layer masses reached 0.92 / 0.86. The
-classifier is fitted once after retrieval training (on sampled training KBs, never on
-evaluation data) and stored in the model config as a handful of numbers.
-
-Attention alone says how *peaked* the KB read is, not whether the attended triple is
-the one asked about: an unfamiliar name that is in the KB and a familiar one that is
-not look alike. So the classifier can also read **key agreement**: the cosine between
-the question's sentence embedding and the key embeddings ("the {property} of {name}")
-of the few triples the attention ranked first. Those are the same sentence encoder's
-embeddings the knowledge tokens are made from, computed for ``k`` triples only, so the
-cost stays independent of KB size and no retriever ranks the KB: attention picks, the
-encoder checks. On the validation-split dev set at KB 100 the attention features
-alone separated answerable from unanswerable questions with ROC-AUC 0.95, the
-top-1 key cosine alone with 0.99.
+A logistic classifier reads the KB attention (how peaked the read is, how much goes to the
+null token) and, by default, **key agreement**: the cosine between the question's sentence
+embedding and the key embeddings of the few triples the attention ranked first. Attention
+alone cannot tell a familiar name that is absent from an unfamiliar one that is present;
+the encoder's check can, at a cost independent of the KB size (attention picks, the encoder
+checks). The classifier is fitted after retrieval training on training KBs only; how the
+feature sets compare is in ``docs/training.md#refusal``.
 """
 
 from __future__ import annotations
@@ -42,10 +33,7 @@ AGREEMENT_TOP_K = 5
 #   "attention": per-layer best/null masses, overall best/null, log(kb_len)  (2L + 3)
 #   "attention+agreement": the same + top-1 and best-of-k key cosines        (2L + 5)
 #   "agreement": overall null mass, log(kb_len), best-of-k cosine             (3)
-# "agreement" is the default: on held-out data it matched the others on synthetic
-# questions at KB size 100 and generalised best to hand-written questions and to larger
-# KBs (per-layer masses fit the training phrasing; the top-1 cosine punishes a right
-# triple ranked second; see docs/training.md).
+# "agreement" is the default (the comparison is in docs/training.md#refusal).
 FEATURE_SETS = ("attention", "attention+agreement", "agreement")
 
 
