@@ -153,25 +153,27 @@ def markdown(result: dict) -> str:
     out = [f"Run(s) {runs}; each row names its run in the JSON (`run_id`). 95% Wilson intervals in brackets; "
            "`*`: fewer than 100 answerable questions.", "",
            "**Retrieval** (whole KB ranked; answerable questions):", "",
-           "| dataset | KB size | n | KBLaM top-1 | KBLaM top-5 | cosine (faiss) top-1 | cosine top-5 | "
-           "KBLaM refusal P / R |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "| dataset | KB size | answerable + not | KBLaM top-1 | KBLaM top-5 | cosine (faiss) top-1 | cosine top-5 | "
+           "KBLaM refusal P / R | cosine refusal P / R |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for ds in datasets:
         for size in sizes:
             k, r = get(ds, size, "kblam"), get(ds, size, "rag-faiss-key")
             if not k and not r:
                 continue
             base = k or r
-            out.append(f"| {ds} | {size} | {base['answerable']}{small(base)} | "
+            out.append(f"| {ds} | {size} | {base['answerable']} + {base['unanswerable']}{small(base)} | "
                        f"{_pct(k and k['top1'], k and k['top1_ci'])} | {_pct(k and k['top5'])} | "
-                       f"{_pct(r and r['top1'], r and r['top1_ci'])} | {_pct(r and r['top5'])} | "
-                       + (f"{_pct(k['refusal_precision'])} / {_pct(k['refusal_recall'])} |" if k else "– |"))
+                       f"{_pct(r and r['top1'], r and r['top1_ci'])} | {_pct(r and r['top5'])} |"
+                       + "".join(f" {_pct(x['refusal_precision'])} / {_pct(x['refusal_recall'])} |" if x else " – |"
+                                 for x in (k, r)))
     gen = [r for r in rows if r.get("generate")]
     if gen:
         out += ["", "**Answers** (first answerable questions of each file and the unanswerable ones among them; "
                 "answer accuracy over the answerable ones):", "",
-                "| dataset | KB size | n | KBLaM grounded | cosine RAG k=1 | ICL (whole KB in prompt) | "
-                "grounded refusal P / R |", "|---|---:|---:|---:|---:|---:|---:|"]
+                "| dataset | KB size | n | KBLaM grounded | grounded: asked fact used | cosine RAG k=1 | "
+                "ICL (whole KB in prompt) | grounded refusal P / R | RAG refusal P / R |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for ds in datasets:
             for size in sizes:
                 g, r, i = (get(ds, size, m) for m in ("kblam-grounded", "rag-faiss-key-k1", "icl"))
@@ -180,10 +182,14 @@ def markdown(result: dict) -> str:
                 base = g or r or i
                 icl = ("does not fit" if i and not i.get("fits", True) else
                        _pct(i and i.get("answer_accuracy"), i and i.get("answer_accuracy_ci")))
-                out.append(f"| {ds} | {size} | {base.get('answerable')}{small(base)} | "
+                ns = "/".join(str(x.get("answerable")) for x in (g, r, i) if x)
+                ns = ns if len(set(ns.split("/"))) > 1 else str(base.get("answerable"))
+                out.append(f"| {ds} | {size} | {ns}{small(base)} | "
                            f"{_pct(g and g.get('answer_accuracy'), g and g.get('answer_accuracy_ci'))} | "
-                           f"{_pct(r and r.get('answer_accuracy'), r and r.get('answer_accuracy_ci'))} | {icl} | "
-                           + (f"{_pct(g.get('refusal_precision'))} / {_pct(g.get('refusal_recall'))} |" if g else "– |"))
+                           f"{_pct(g and g.get('top1_used'))} | "
+                           f"{_pct(r and r.get('answer_accuracy'), r and r.get('answer_accuracy_ci'))} | {icl} |"
+                           + "".join(f" {_pct(x.get('refusal_precision'))} / {_pct(x.get('refusal_recall'))} |"
+                                     if x else " – |" for x in (g, r)))
     corr = [r for r in rows if r["dataset"] == "correlated" and r.get("breakdown")]
     if corr:
         out += ["", "**Correlated KB, by question kind** (top-1 of the whole-KB ranking):", "",
@@ -220,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rag-min-cosine", type=float, default=None,
                     help="skip the RAG refusal calibration and use this threshold")
     ap.add_argument("--no-generate", action="store_true", help="retrieval rows only")
+    ap.add_argument("--answer-methods", nargs="+", choices=["kblam-grounded", "rag-faiss-key-k1", "icl"],
+                    default=["kblam-grounded", "rag-faiss-key-k1", "icl"], help="answer rows, run in this order")
     ap.add_argument("--skip-retrieval", action="store_true", help="answer rows only")
     ap.add_argument("--also", type=Path, nargs="*", default=[],
-                    help="--report-only: more result files (other runs) whose rows join the tables")
+                    help="--report-only: result files of other runs, merged into --out (rows and meta.other_runs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
@@ -232,10 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.report_only:
         result = json.loads(args.out.read_text())
-        others = [json.loads(Path(p).read_text()) for p in args.also]
-        for o in others:
-            result["rows"] += o["rows"]
-        result["meta"]["other_runs"] = [o["meta"] for o in others]
+        if args.also:  # merge other runs' rows into --out (once per run id)
+            runs = {r["run_id"] for r in result["rows"]}
+            result["meta"].setdefault("other_runs", [])
+            for o in (json.loads(Path(p).read_text()) for p in args.also):
+                if o["meta"]["run_id"] not in runs:
+                    result["rows"] += o["rows"]
+                    result["meta"]["other_runs"].append(o["meta"])
+                    runs.add(o["meta"]["run_id"])
+            C.write_json(args.out, result)
         tables_path(args.out).write_text(markdown(result), encoding="utf-8")
         return 0
 
@@ -280,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                 add({"dataset": ds, "kb_size": size, "method": method, "generate": False, "file_triples": len(triples),
                      "questions": len(capped), **info, **row, "seconds": time.perf_counter() - t0})
     if not args.no_generate:
-        fams = [("kblam", ["kblam-grounded"]), ("rag-key", ["rag-faiss-key-k1"]), ("icl", ["icl"])]
-        for fam, methods in fams:
+        family = {"kblam-grounded": "kblam", "rag-faiss-key-k1": "rag-key", "icl": "icl"}
+        for method in args.answer_methods:
+            fam, methods = family[method], [method]
             for size in sorted(args.generate_sizes):
                 for ds, (triples, questions, info) in data.items():
                     if fam == "icl" and ds not in args.icl_datasets:
