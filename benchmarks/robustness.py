@@ -2,7 +2,8 @@
 
 Usage::
 
-    # the committed run (docs/benchmarks/robustness.*): every row from this one command
+    # every row in one run (one run id); docs/benchmarks/robustness.md lists the five
+    # shorter runs the committed rows come from and merges them with --report-only --also
     .venv/bin/python benchmarks/robustness.py --threads 1 --max-questions 100
     # retrieval only, quick look
     .venv/bin/python benchmarks/robustness.py --no-generate --datasets correlated independent --out /tmp/r.json
