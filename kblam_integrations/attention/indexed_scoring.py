@@ -27,58 +27,63 @@ class CandidateSearch(Protocol):
     def candidates(self, queries: torch.Tensor, scaling: float) -> torch.Tensor:
         """Rows ``[B, c]`` (-1 padded) for per-layer queries ``[layers, B, H * D]``."""
 
-    def tail_keys(self, slot: int, kb_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(rows [m], keys [H, D, m] fp32)``: the fixed random sample of rows of KB layer ``slot``."""
+    def tail_keys(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows [m], keys [layers, H*D, m] fp32)``: the fixed random sample of rows, every KB layer."""
 
 
 class IndexedRetrieval:
-    """One forward's indexed retrieval: collects each KB layer's query, scores them all at the last."""
+    """One forward's indexed retrieval: collects each KB layer's query, scores them all at the last.
 
-    def __init__(self, search: CandidateSearch, num_slots: int):
-        self.search, self.num_slots = search, num_slots
-        self.seen: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float]] = {}
+    ``keys``: the KB's ``[N, layers, H * D]`` knowledge-token keys (read in place).
+    """
+
+    def __init__(self, search: CandidateSearch, keys: torch.Tensor, null_keys: torch.Tensor | None):
+        self.search, self.keys, self.null_keys = search, keys, null_keys
+        self.seen: dict[int, torch.Tensor] = {}
+        self.scaling = 1.0
 
     @property
     def complete(self) -> bool:
-        return len(self.seen) == self.num_slots
+        return len(self.seen) == self.keys.shape[1]
 
-    def observe(self, slot: int, query: torch.Tensor, kb_keys: torch.Tensor, null_key: torch.Tensor | None,
-                scaling: float) -> None:
-        """Keep KB layer ``slot``'s prompt-mean query ``[B, H, D]`` and its keys ``[N, H, D]`` (a view)."""
-        self.seen[slot] = (query, kb_keys, null_key, scaling)
+    def observe(self, slot: int, query: torch.Tensor, scaling: float) -> None:
+        """Keep KB layer ``slot``'s prompt-mean query ``[B, H, D]``."""
+        self.seen[slot] = query
+        self.scaling = scaling
 
-    def finish(self) -> dict[int, torch.Tensor]:
-        """``{slot: [B, N (+1 null)]}`` retrieval probabilities, non-zero on the candidates only."""
-        slots = sorted(self.seen)
-        queries = torch.stack([self.seen[s][0].flatten(1) for s in slots])  # [S, B, H*D]
-        scaling = self.seen[slots[0]][3]
-        rows_all = self.search.candidates(queries, scaling)
-        out = {}
-        for s in slots:
-            q, kb_keys, null_key, scaling = self.seen[s]
-            tail_rows, tail_keys = self.search.tail_keys(s, kb_keys)
-            out[s] = _layer_probs(q, kb_keys, null_key, scaling, rows_all, tail_rows, tail_keys)
-        self.seen.clear()
+    def finish(self) -> torch.Tensor:
+        """``[layers, B, N (+1 null)]`` retrieval probabilities, non-zero on the candidates only.
+
+        Every layer is scored in one batched product per question: the candidates' keys of all
+        KB layers are gathered at once from the KB's ``[N, layers, H * D]`` storage.
+        """
+        q = torch.stack([self.seen[s] for s in range(self.keys.shape[1])])  # [L,B,H,D]
+        self.seen = {}
+        num_layers, b, h, d = q.shape
+        n = self.keys.shape[0]
+        has_null = self.null_keys is not None
+        rows_all = self.search.candidates(q.flatten(2), self.scaling)
+        tail_rows, tail_keys = self.search.tail_keys(self.keys)  # [m], [L, H*D, m]
+        tail_logits = torch.einsum("lbhd,lhdm->lbhm", q, tail_keys.view(num_layers, h, d, -1)) * self.scaling
+        null_logits = None
+        if has_null:
+            null_logits = torch.einsum("lbhd,lhd->lbh", q, self.null_keys.float().view(num_layers, h, d))
+            null_logits = null_logits.unsqueeze(-1) * self.scaling  # [L,B,H,1]
+        out = torch.zeros(num_layers, b, n + has_null, dtype=torch.float32, device=q.device)
+        for i in range(b):
+            rows = rows_all[i][rows_all[i] >= 0].to(q.device)
+            cand = self.keys[rows].float().view(len(rows), num_layers, h, d)
+            logits = torch.einsum("lhd,clhd->lhc", q[:, i], cand) * self.scaling  # [L,H,c]
+            parts = [logits] + ([null_logits[:, i]] if has_null else [])
+            taken = torch.zeros(n, dtype=torch.bool, device=q.device)
+            taken[rows] = True
+            outside = ~taken[tail_rows]
+            left, sampled = n - len(rows), int(outside.sum())
+            if left > 0 and sampled:
+                # each sampled row outside the candidates stands for left / sampled rows
+                parts.append(tail_logits[:, i][..., outside] + math.log(left / sampled))
+            lse = torch.logsumexp(torch.cat(parts, dim=-1), dim=-1, keepdim=True)  # [L,H,1]
+            out[:, i, rows] = torch.exp(logits - lse).mean(1)
+            if has_null:
+                out[:, i, n] = torch.exp(null_logits[:, i, :, 0] - lse[..., 0]).mean(1)
         return out
-
-
-def _layer_probs(q, kb_keys, null_key, scaling, rows_all, tail_rows, tail_keys) -> torch.Tensor:
-    b, h, _ = q.shape
-    n = kb_keys.shape[0]
-    out = torch.zeros(b, n + (null_key is not None), dtype=torch.float32, device=q.device)
-    tail_logits = torch.bmm(q.transpose(0, 1), tail_keys).transpose(0, 1) * scaling  # [B,H,m]
-    for i in range(b):
-        rows = rows_all[i][rows_all[i] >= 0].to(q.device)
-        parts = [torch.einsum("hd,chd->hc", q[i], kb_keys[rows].float()) * scaling]
-        if null_key is not None:
-            parts.append((torch.einsum("hd,hd->h", q[i], null_key.float()) * scaling).unsqueeze(-1))
-        outside = ~torch.isin(tail_rows, rows)
-        left, sampled = n - len(rows), int(outside.sum())
-        if left > 0 and sampled:
-            # each sampled row outside the candidates stands for left / sampled rows
-            parts.append(tail_logits[i][:, outside] + math.log(left / sampled))
-        lse = torch.logsumexp(torch.cat(parts, dim=-1), dim=-1, keepdim=True)  # [H,1]
-        out[i, rows] = torch.exp(parts[0] - lse).mean(0)
-        if null_key is not None:
-            out[i, n] = torch.exp(parts[1] - lse).mean()
-    return out

@@ -85,7 +85,7 @@ def _make_attention(base: str):
             if ctx.row_weights is not None and ctx.row_weights.shape[-1] == query.shape[2]:
                 rows = ctx.row_weights if rows is None else rows.float() * ctx.row_weights
             if ctx.key_search is not None:
-                _indexed_scores(ctx, j, prompt_mean_query(kb_query, rows), kb_keys, null_k, scale)
+                _indexed_scores(ctx, j, prompt_mean_query(kb_query, rows), scale)
             else:
                 retrieval_probs = kb_retrieval_probs if ctx.shard is None else ctx.shard.retrieval_probs
                 probs = retrieval_probs(kb_query, kb_keys, scale, null_key=null_k, row_mask=rows,
@@ -118,16 +118,16 @@ def _make_attention(base: str):
     return kblam_attention_forward
 
 
-def _indexed_scores(ctx, slot: int, query: torch.Tensor, kb_keys: torch.Tensor, null_key, scaling: float) -> None:
+def _indexed_scores(ctx, slot: int, query: torch.Tensor, scaling: float) -> None:
     """Hand KB layer ``slot``'s query to the call's :class:`IndexedRetrieval`; after the last KB layer,
     record every layer's probabilities (the backbone's outputs do not depend on them)."""
     if ctx.indexed is None:
-        ctx.indexed = IndexedRetrieval(ctx.key_search, len(ctx.layer_map))
-    ctx.indexed.observe(slot, query, kb_keys, null_key, scaling)
+        ctx.indexed = IndexedRetrieval(ctx.key_search, ctx.keys, ctx.null_keys)
+    ctx.indexed.observe(slot, query, scaling)
     if ctx.indexed.complete:
-        layer_of = {j: layer for layer, j in ctx.layer_map.items()}
-        for j, probs in ctx.indexed.finish().items():
-            _accumulate(ctx.records.setdefault(layer_of[j], KBAttentionRecord()), probs.unsqueeze(1))
+        probs = ctx.indexed.finish()
+        for layer, j in ctx.layer_map.items():
+            _accumulate(ctx.records.setdefault(layer, KBAttentionRecord()), probs[j].unsqueeze(1))
 
 
 def _prompt_rows(mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor | None:

@@ -107,11 +107,12 @@ class KeyIndex:
         return self.ntotal * (self.dim * 4 + 8) + lists * self.dim * 4
 
     # ------------------------------------------------------------------ search
-    def search(self, vectors: torch.Tensor, k: int) -> torch.Tensor:
-        """Ids ``[Q, k]`` of the largest inner products with ``vectors`` ``[Q, E]`` (-1 where fewer exist)."""
+    def search(self, vectors: torch.Tensor, k: int, *, nprobe: int | None = None) -> torch.Tensor:
+        """Ids ``[Q, k]`` of the largest inner products with ``vectors`` ``[Q, E]`` (-1 where fewer exist);
+        ``nprobe``: IVF lists to search (default ``self.nprobe``)."""
         with self._lock:
             if self.kind == "ivf":
-                self.index.nprobe = min(self.nprobe, self.index.nlist)
+                self.index.nprobe = min(nprobe or self.nprobe, self.index.nlist)
             _, found = self.index.search(_as_f32(vectors), max(1, min(k, max(self.ntotal, 1))))
         return torch.from_numpy(found)
 
@@ -168,8 +169,8 @@ class KeySearch:
         embeddings: ``[N, E]`` the snapshot's key embeddings (a sample sets each layer's
             typical key norm, which puts the layers' queries on one scale).
         projections: ``[layers, kb_dim, E]`` the per-layer ``C W_j`` (see the module docstring).
-        candidates: rows searched for each KB layer's query (when ``layer_queries``) and, 4x as
-            many, for their sum.
+        candidates: rows searched for each KB layer's query (when ``layer_queries``, in a quarter
+            of the IVF lists) and, 4x as many, for their sum.
         tail_sample: rows sampled at random to estimate the softmax mass of the rows not
             proposed (see :mod:`kblam_integrations.attention.indexed_scoring`).
     """
@@ -187,7 +188,7 @@ class KeySearch:
         kb_dim = projections.shape[1]
         # sigma_j(e) = |C W_j e| / sqrt(kb_dim): LayerNorm divides the key by it
         self.key_norm = torch.einsum("lde,me->lmd", projections, sample).norm(dim=-1).mean(1) / math.sqrt(kb_dim)
-        self._tail_keys: dict[int, torch.Tensor] = {}
+        self._tail_keys: torch.Tensor | None = None
 
     def candidates(self, queries: torch.Tensor, scaling: float) -> torch.Tensor:
         """Rows ``[B, c]`` (-1 padded) for the KB layers' queries ``[layers, B, kb_dim]``: the best
@@ -197,7 +198,7 @@ class KeySearch:
         s, b, e = u.shape
         found = self.index.search(u.sum(0), 4 * self.k)  # [B, 4k] ids
         if self.layer_queries:
-            per_layer = self.index.search(u.reshape(s * b, e), self.k)
+            per_layer = self.index.search(u.reshape(s * b, e), self.k, nprobe=max(1, self.index.nprobe // 4))
             k = per_layer.shape[1]
             found = torch.cat([found, per_layer.reshape(s, b, k).transpose(0, 1).reshape(b, s * k)], dim=1)
         pos = torch.searchsorted(self._sorted_ids, found.clamp_min(0)).clamp_max(len(self._sorted_ids) - 1)
@@ -209,13 +210,11 @@ class KeySearch:
             out[i, : len(unique)] = unique
         return out
 
-    def tail_keys(self, slot: int, kb_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(rows [m], keys [H, D, m] fp32)`` of the fixed sample in KB layer ``slot`` (gathered once)."""
-        keys = self._tail_keys.get(slot)
-        if keys is None:
-            keys = kb_keys[self.tail_rows.to(kb_keys.device)].float().permute(1, 2, 0).contiguous()
-            self._tail_keys[slot] = keys
-        return self.tail_rows.to(kb_keys.device), keys
+    def tail_keys(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows [m], keys [layers, kb_dim, m] fp32)`` of the fixed sample, every KB layer (gathered once)."""
+        if self._tail_keys is None:
+            self._tail_keys = keys[self.tail_rows.to(keys.device)].float().permute(1, 2, 0).contiguous()
+        return self.tail_rows.to(keys.device), self._tail_keys
 
 
 def key_projections(key_weight: torch.Tensor, num_layers: int, kb_dim: int) -> torch.Tensor:
