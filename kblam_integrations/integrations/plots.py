@@ -11,7 +11,6 @@ answers, columns the triples any of them attended to — without access to the m
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,12 +109,7 @@ def plot_kb_attention(responses: Any, path: str | os.PathLike | None = None, *, 
 
 
 def _save_atomically(fig: Any, path: Path) -> None:
+    from ..kb.atomic_files import atomic_write_with
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png"))

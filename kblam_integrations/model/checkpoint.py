@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError, ModelNotFoundError
+from ..kb.atomic_files import atomic_write_with
 from .config import KBLaMConfig
 
 if TYPE_CHECKING:
@@ -75,10 +76,8 @@ def save_checkpoint(model: "KBLaMModel", directory: str | os.PathLike, *, dtype:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(dtype).contiguous().cpu() for k, v in model.trainable_state_dict().items()}
-    tmp = directory / f".{WEIGHTS_NAME}.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "kblam-adapters/1", "backbone": model.config.backbone,
-                                           "encoder": model.config.encoder})
-    os.replace(tmp, directory / WEIGHTS_NAME)
+    metadata = {"format": "kblam-adapters/1", "backbone": model.config.backbone, "encoder": model.config.encoder}
+    atomic_write_with(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     model.config.save(directory / CONFIG_NAME)
     return directory
 
