@@ -169,8 +169,8 @@ class KeySearch:
         embeddings: ``[N, E]`` the snapshot's key embeddings (a sample sets each layer's
             typical key norm, which puts the layers' queries on one scale).
         projections: ``[layers, kb_dim, E]`` the per-layer ``C W_j`` (see the module docstring).
-        candidates: rows searched for each KB layer's query (when ``layer_queries``, in a quarter
-            of the IVF lists) and, 4x as many, for their sum.
+        candidates: rows searched for each KB layer's query (when ``layer_queries``) and, 4x as
+            many, for their sum.
         tail_sample: rows sampled at random to estimate the softmax mass of the rows not
             proposed (see :mod:`kblam_integrations.attention.indexed_scoring`).
     """
@@ -198,7 +198,7 @@ class KeySearch:
         s, b, e = u.shape
         found = self.index.search(u.sum(0), 4 * self.k)  # [B, 4k] ids
         if self.layer_queries:
-            per_layer = self.index.search(u.reshape(s * b, e), self.k, nprobe=max(1, self.index.nprobe // 4))
+            per_layer = self.index.search(u.reshape(s * b, e), self.k)
             k = per_layer.shape[1]
             found = torch.cat([found, per_layer.reshape(s, b, k).transpose(0, 1).reshape(b, s * k)], dim=1)
         pos = torch.searchsorted(self._sorted_ids, found.clamp_min(0)).clamp_max(len(self._sorted_ids) - 1)
