@@ -80,7 +80,7 @@ class KBLaMConfig:
     # None: always scan every key): the retrieval pass scores the index's candidates exactly
     # (see encoding/key_index.py and attention/indexed_scoring.py)
     kb_index: str | None = "ivf"
-    kb_index_min_size: int = 20000
+    kb_index_min_size: int = 10000
     kb_index_candidates: int = 32
     # also search each KB layer's own query (kb_index_candidates each), not only their sum (4x)
     kb_index_layer_queries: bool = True
