@@ -55,6 +55,20 @@ class GenerationSettings(BaseModel):
         """Model name reported in responses' metadata and traces, e.g. ``kblam:smollm2``."""
         return self._runner.model_name
 
+    def load_model(self):
+        """The shared ``KBLaMModel`` (loaded on first use; the same object for equal settings)."""
+        return self._runner.load_model()
+
+    @property
+    def knowledge_base(self):
+        """The live ``KnowledgeBase`` (None without one); mutate it and the next call sees it."""
+        return self._runner.knowledge_base
+
+    @property
+    def kb_manager(self):
+        """The ``KBManager`` that keeps the knowledge tokens in step with the KB (loads the model)."""
+        return self._runner.kb_manager
+
     def _init_settings(self, init: Callable[..., None], kb: Any, kwargs: dict[str, Any],
                        what: str) -> KBLaMRunner:
         """The wrappers' constructor: normalise ``kwargs`` (:func:`normalise_settings`), run the

@@ -253,21 +253,6 @@ class KBLaMLLM(GenerationSettings, BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
-    # ------------------------------------------------------------------- access
-    def load_model(self):
-        """The shared ``KBLaMModel`` (loaded on first use; the same object for equal settings)."""
-        return self._runner.load_model()
-
-    @property
-    def knowledge_base(self):
-        """The live ``KnowledgeBase`` (None without one); mutate it and the next call sees it."""
-        return self._runner.knowledge_base
-
-    @property
-    def kb_manager(self):
-        """The ``KBManager`` that keeps the knowledge tokens in step with the KB (loads the model)."""
-        return self._runner.kb_manager
-
     # ------------------------------------------------------------------ calling
     def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
         if "tools" in kwargs or "tool_choice" in kwargs:

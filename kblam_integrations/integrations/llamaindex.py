@@ -168,20 +168,6 @@ class KBLaMLlamaIndexLLM(GenerationSettings, CustomLLM):
         return {"class_name": self.class_name(), "model_name": self.model_name, "num_output": self.max_new_tokens,
                 "is_chat_model": True, "mode": self.mode, "kb": repr(self._runner.source)}
 
-    def load_model(self):
-        """The shared ``KBLaMModel`` (loaded on first use; the same object for equal settings)."""
-        return self._runner.load_model()
-
-    @property
-    def knowledge_base(self):
-        """The live ``KnowledgeBase`` (None without one); mutate it and the next call sees it."""
-        return self._runner.knowledge_base
-
-    @property
-    def kb_manager(self):
-        """The ``KBManager`` that keeps the knowledge tokens in step with the KB (loads the model)."""
-        return self._runner.kb_manager
-
     # ------------------------------------------------------------- generation
     def _options(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
         kwargs = {k: v for k, v in kwargs.items() if k != "formatted"}
