@@ -5,9 +5,7 @@ Heavy modules (torch, transformers, spaCy) are imported lazily on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ._optional import lazy_getattr as _lazy_getattr
 from .errors import (
     CacheMismatchError,
     ConfigError,
@@ -36,10 +34,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'kblam_integrations' has no attribute {name!r}")
+__getattr__ = _lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

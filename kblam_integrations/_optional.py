@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any, Callable, Mapping
 
 from .errors import KBLaMError
 
-__all__ = ["MissingDependencyError", "require"]
+__all__ = ["MissingDependencyError", "lazy_getattr", "require"]
 
 #: The distribution that provides each optional top-level module.
 _DISTRIBUTIONS = {
@@ -50,3 +51,14 @@ def require(module: str, *, extra: str, feature: str | None = None) -> ModuleTyp
         raise MissingDependencyError(
             f"{what} needs {dist!r}, which is not installed; install it with "
             f"`pip install \"kblam-integrations[{extra}]\"`") from exc
+
+
+def lazy_getattr(package: str, lazy: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package`` that imports each name of ``lazy`` (name ->
+    module that defines it) on first use, so heavy or optional modules load only when asked for."""
+    def __getattr__(name: str) -> Any:
+        if name in lazy:
+            return getattr(importlib.import_module(lazy[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

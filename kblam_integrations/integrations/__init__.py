@@ -7,8 +7,7 @@ Imported lazily so that using one framework never imports the other.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._optional import lazy_getattr as _lazy_getattr
 
 _LAZY = {
     "KBLaMLLM": "kblam_integrations.integrations.langchain",
@@ -37,10 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'kblam_integrations.integrations' has no attribute {name!r}")
+__getattr__ = _lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

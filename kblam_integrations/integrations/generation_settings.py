@@ -10,12 +10,13 @@ by :meth:`GenerationSettings._generation_options`.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from ..errors import ConfigError
 from ..model.modes import AnswerMode, check_mode
+from .runner import KBLaMRunner
 
 __all__ = ["IGNORED_SETTINGS", "GenerationSettings", "check_generation_options", "normalise_settings"]
 
@@ -46,6 +47,41 @@ class GenerationSettings(BaseModel):
     top_k_attention: int = Field(default=5, ge=0, description="How many attended triples responses list.")
     top_k_kb: Optional[int] = Field(default=None, ge=1,
                                     description="Sparse KB attention (top-k knowledge tokens per query); None: all.")
+
+    _runner: KBLaMRunner = PrivateAttr()  # set by _init_settings
+
+    @property
+    def model_name(self) -> str:
+        """Model name reported in responses' metadata and traces, e.g. ``kblam:smollm2``."""
+        return self._runner.model_name
+
+    def load_model(self):
+        """The shared ``KBLaMModel`` (loaded on first use; the same object for equal settings)."""
+        return self._runner.load_model()
+
+    @property
+    def knowledge_base(self):
+        """The live ``KnowledgeBase`` (None without one); mutate it and the next call sees it."""
+        return self._runner.knowledge_base
+
+    @property
+    def kb_manager(self):
+        """The ``KBManager`` that keeps the knowledge tokens in step with the KB (loads the model)."""
+        return self._runner.kb_manager
+
+    def _init_settings(self, init: Callable[..., None], kb: Any, kwargs: dict[str, Any],
+                       what: str) -> KBLaMRunner:
+        """The wrappers' constructor: normalise ``kwargs`` (:func:`normalise_settings`), run the
+        framework base class's ``init`` (a pydantic ``ValidationError`` becomes a
+        :class:`ConfigError` naming ``what``) and return the :class:`KBLaMRunner` these settings
+        describe."""
+        normalise_settings(type(self), kwargs)
+        try:
+            init(kb=kb, **kwargs)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid {what} settings: {exc}") from exc
+        return KBLaMRunner(kb, model_path=self.model_path, backbone=self.backbone, encoder=self.encoder,
+                           kblam_model=self.kblam_model)
 
     def _reject_unknown_options(self, kwargs: dict[str, Any], accepted: Sequence[str],
                                 ignored: Sequence[str] = ()) -> None:

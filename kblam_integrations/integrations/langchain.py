@@ -43,13 +43,12 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import PrivateAttr, ValidationError
+from pydantic import PrivateAttr
 
 from ..errors import ConfigError, KBValidationError
-from .generation_settings import GenerationSettings, normalise_settings
+from .generation_settings import GenerationSettings
 from .messages import prepare_messages
 from .results import result_metadata
-from .runner import KBLaMRunner
 from .serial_calls import generate_locked
 from .streaming import stream_locked
 
@@ -157,29 +156,17 @@ class KBLaMLLM(GenerationSettings, BaseChatModel):
     system_prompt: str | None = None
     streaming: bool = False
 
-    _runner: KBLaMRunner = PrivateAttr()
     _model_id: str | None = PrivateAttr(default=None)
 
     def __init__(self, kb: Any = None, **kwargs: Any):
         # No cache override: LangChain's cache (set_llm_cache / cache=) is safe, the cache key
         # holds a fingerprint of the KB's triples (see _get_llm_string).
-        normalise_settings(type(self), kwargs)
-        try:
-            super().__init__(kb=kb, **kwargs)
-        except ValidationError as exc:
-            raise ConfigError(f"invalid KBLaMLLM settings: {exc}") from exc
-        self._runner = KBLaMRunner(kb, model_path=self.model_path, backbone=self.backbone, encoder=self.encoder,
-                                   kblam_model=self.kblam_model)
+        self._runner = self._init_settings(super().__init__, kb, kwargs, "KBLaMLLM")
 
     # ------------------------------------------------------------ introspection
     @property
     def _llm_type(self) -> str:
         return "kblam-chat"
-
-    @property
-    def model_name(self) -> str:
-        """Model name reported in ``response_metadata`` and traces, e.g. ``kblam:smollm2``."""
-        return self._runner.model_name
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -265,21 +252,6 @@ class KBLaMLLM(GenerationSettings, BaseChatModel):
         if stop or self.stop:
             params["ls_stop"] = stop or self.stop
         return params
-
-    # ------------------------------------------------------------------- access
-    def load_model(self):
-        """The shared ``KBLaMModel`` (loaded on first use; the same object for equal settings)."""
-        return self._runner.load_model()
-
-    @property
-    def knowledge_base(self):
-        """The live ``KnowledgeBase`` (None without one); mutate it and the next call sees it."""
-        return self._runner.knowledge_base
-
-    @property
-    def kb_manager(self):
-        """The ``KBManager`` that keeps the knowledge tokens in step with the KB (loads the model)."""
-        return self._runner.kb_manager
 
     # ------------------------------------------------------------------ calling
     def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:

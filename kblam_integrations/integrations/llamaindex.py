@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any, AsyncIterator, Callable, Iterator, Sequence
 
 from .._optional import require
 
@@ -48,16 +48,14 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
-from pydantic import PrivateAttr, ValidationError
 
 from ..errors import ConfigError, KBValidationError
 from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from ..model.grounding import fact_sentence
 from .kb_source import ENCODED_KB_SUFFIX, KB_FILE_SUFFIXES, resolve_kb
-from .generation_settings import GenerationSettings, check_generation_options, normalise_settings
+from .generation_settings import GenerationSettings, check_generation_options
 from .results import result_metadata
-from .runner import KBLaMRunner
 from .serial_calls import generate_locked
 from .streaming import stream_locked
 
@@ -106,6 +104,18 @@ def triple_node(triple: Triple, score: float, kb_version: int | None = None) -> 
     return NodeWithScore(node=node, score=float(score))
 
 
+def _stream_responses(pieces: Iterator[tuple[str, dict | None]], respond: Callable[..., Any]) -> Iterator[Any]:
+    """The responses of a stream: ``respond(text so far, delta)`` per piece, and for the last
+    piece (the one with the KB info) ``respond(text, "", additional_kwargs=info, raw=info)``."""
+    text = ""
+    for delta, info in pieces:
+        text += delta
+        if info is None:
+            yield respond(text, delta)
+        else:
+            yield respond(text, "", additional_kwargs=info, raw=info)
+
+
 class KBLaMLlamaIndexLLM(GenerationSettings, CustomLLM):
     """A LlamaIndex ``LLM`` backed by KBLaM (usable as ``Settings.llm``).
 
@@ -124,26 +134,14 @@ class KBLaMLlamaIndexLLM(GenerationSettings, CustomLLM):
     loaded on first use (reading ``metadata`` loads it, for ``context_window``) and shared.
     """
 
-    _runner: KBLaMRunner = PrivateAttr()
-
     def __init__(self, kb: Any = None, **kwargs: Any):
-        normalise_settings(type(self), kwargs)
-        try:
-            super().__init__(kb=kb, **kwargs)
-        except ValidationError as exc:
-            raise ConfigError(f"invalid KBLaMLlamaIndexLLM settings: {exc}") from exc
-        self._runner = KBLaMRunner(kb, model_path=self.model_path, backbone=self.backbone, encoder=self.encoder,
-                                   kblam_model=self.kblam_model)
+        self._runner = self._init_settings(super().__init__, kb, kwargs, "KBLaMLlamaIndexLLM")
 
     @classmethod
     def class_name(cls) -> str:
         return "KBLaMLlamaIndexLLM"
 
     # ------------------------------------------------------------------ access
-    @property
-    def model_name(self) -> str:
-        return self._runner.model_name
-
     @property
     def metadata(self) -> LLMMetadata:
         """``context_window`` = the backbone's ``max_position_embeddings`` (loads the model)."""
@@ -169,20 +167,6 @@ class KBLaMLlamaIndexLLM(GenerationSettings, CustomLLM):
         """What callbacks/instrumentation see; never loads the model."""
         return {"class_name": self.class_name(), "model_name": self.model_name, "num_output": self.max_new_tokens,
                 "is_chat_model": True, "mode": self.mode, "kb": repr(self._runner.source)}
-
-    def load_model(self):
-        """The shared ``KBLaMModel`` (loaded on first use; the same object for equal settings)."""
-        return self._runner.load_model()
-
-    @property
-    def knowledge_base(self):
-        """The live ``KnowledgeBase`` (None without one); mutate it and the next call sees it."""
-        return self._runner.knowledge_base
-
-    @property
-    def kb_manager(self):
-        """The ``KBManager`` that keeps the knowledge tokens in step with the KB (loads the model)."""
-        return self._runner.kb_manager
 
     # ------------------------------------------------------------- generation
     def _options(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -233,17 +217,7 @@ class KBLaMLlamaIndexLLM(GenerationSettings, CustomLLM):
 
     def _stream_complete(self, prompt: str, **kwargs: Any) -> CompletionResponseGen:
         pieces = self._start_stream(self._prompt_messages(prompt), **kwargs)
-
-        def gen() -> CompletionResponseGen:
-            text = ""
-            for delta, info in pieces:
-                text += delta
-                if info is None:
-                    yield CompletionResponse(text=text, delta=delta)
-                else:
-                    yield CompletionResponse(text=text, delta="", additional_kwargs=info, raw=info)
-
-        return gen()
+        return _stream_responses(pieces, lambda text, delta, **info: CompletionResponse(text=text, delta=delta, **info))
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -272,18 +246,8 @@ class KBLaMLlamaIndexLLM(GenerationSettings, CustomLLM):
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         pieces = self._start_stream(chat_messages_to_dicts(messages), **kwargs)
-
-        def gen() -> ChatResponseGen:
-            text = ""
-            for delta, info in pieces:
-                text += delta
-                message = ChatMessage(role=MessageRole.ASSISTANT, content=text)
-                if info is None:
-                    yield ChatResponse(message=message, delta=delta)
-                else:
-                    yield ChatResponse(message=message, delta="", additional_kwargs=info, raw=info)
-
-        return gen()
+        return _stream_responses(pieces, lambda text, delta, **info: ChatResponse(
+            message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta, **info))
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:

@@ -23,7 +23,7 @@ from .frames import (
     _TITLE_FORMS,
     _VENUES,
 )
-from .names import _NAME_BUILDERS
+from .names import _NAME_BUILDERS, _ladder
 from .schema import _TYPE_WEIGHTS, ENTITY_TYPES, SPLITS
 from .templates import _cap
 from .vocabulary import _INVENTORIES, _RESERVED, _SLOT_RE, _hash_split, token_split, tokenize
@@ -344,22 +344,20 @@ class SyntheticEntities:
 
     def _price(self) -> str:
         rng = self.rng
-        r = rng.random()
-        if r < 0.3:
-            return f"${self._log_int(5, 3000):,}"
-        if r < 0.55:
-            return f"€{self._log_int(5, 900)}.{rng.choice(['99', '95', '50', '49'])}"
-        if r < 0.8:
-            return f"£{self._log_int(5, 2000):,}"
-        return f"{self._log_int(40, 9000):,} credits"
+        return _ladder(
+            rng.random(),
+            (0.3, lambda: f"${self._log_int(5, 3000):,}"),
+            (0.55, lambda: f"€{self._log_int(5, 900)}.{rng.choice(['99', '95', '50', '49'])}"),
+            (0.8, lambda: f"£{self._log_int(5, 2000):,}"),
+            otherwise=lambda: f"{self._log_int(40, 9000):,} credits")
 
     def _weight(self) -> str:
-        r = self.rng.random()
-        if r < 0.5:
-            return f"{self.rng.uniform(0.2, 40):.1f} kg"
-        if r < 0.8:
-            return f"{self.rng.randint(45, 990)} g"
-        return f"{self.rng.uniform(0.5, 60):.1f} pounds"
+        rng = self.rng
+        return _ladder(
+            rng.random(),
+            (0.5, lambda: f"{rng.uniform(0.2, 40):.1f} kg"),
+            (0.8, lambda: f"{rng.randint(45, 990)} g"),
+            otherwise=lambda: f"{rng.uniform(0.5, 60):.1f} pounds")
 
     def _budget(self) -> str:
         cur = self.rng.choice("$€£")

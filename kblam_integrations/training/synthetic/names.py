@@ -34,69 +34,72 @@ class NameParts(Protocol):
     def _name_form(self, form: str) -> str: ...
 
 
+def _ladder(r: float, *steps: tuple[float, Callable[[], str]], otherwise: Callable[[], str]) -> str:
+    """One draw ``r`` picks a branch: the first step whose bound ``r`` is under, else
+    ``otherwise``; only the picked branch is made (and draws from the random stream)."""
+    for bound, make in steps:
+        if r < bound:
+            return make()
+    return otherwise()
+
+
 def _org_name(g: NameParts) -> str:
     rng = g.rng
-    r = rng.random()
-    if r < 0.35:
-        return f"{g._coined()} {rng.choice(_ORG_SUFFIXES)}"
-    if r < 0.45:
+
+    def surname_pair() -> str:
         a, b = g._word("surname")[0], g._word("surname")[0]
         return f"{a} & {b}" if a != b else f"{a} {rng.choice(_ORG_SUFFIXES)}"
-    if r < 0.55:
-        return f"{g._word('surname')[0]} {rng.choice(_ORG_SUFFIXES)}"
-    if r < 0.7:
-        return f"The {g._coined()} {rng.choice(_ORG_THE)}"
-    if r < 0.85:
-        return f"{g._name_form('{Adj} {Noun}')} {rng.choice(_ORG_SUFFIXES)}"
-    if r < 0.93:
-        return f"{g._compound(W.PRODUCT_STEMS, ['tek', 'ware', 'works', 'forge', 'field', 'gate'])} {rng.choice(_ORG_SUFFIXES)}"
-    return g._coined(6, 11)
+
+    return _ladder(
+        rng.random(),
+        (0.35, lambda: f"{g._coined()} {rng.choice(_ORG_SUFFIXES)}"),
+        (0.45, surname_pair),
+        (0.55, lambda: f"{g._word('surname')[0]} {rng.choice(_ORG_SUFFIXES)}"),
+        (0.7, lambda: f"The {g._coined()} {rng.choice(_ORG_THE)}"),
+        (0.85, lambda: f"{g._name_form('{Adj} {Noun}')} {rng.choice(_ORG_SUFFIXES)}"),
+        (0.93, lambda: f"{g._compound(W.PRODUCT_STEMS, ['tek', 'ware', 'works', 'forge', 'field', 'gate'])} "
+                       f"{rng.choice(_ORG_SUFFIXES)}"),
+        otherwise=lambda: g._coined(6, 11))
 
 
 def _person_name(g: NameParts) -> str:
     rng = g.rng
     first = g._word("first")[0]
-    r = rng.random()
-    if r < 0.5:
-        return f"{first} {g._word('surname')[0]}"
-    if r < 0.65:
+
+    def double_surname() -> str:
         a, b = g._word("surname")[0], g._word("surname")[0]
         return f"{first} {a}-{b}" if a != b else f"{first} {a}"
-    if r < 0.75:
-        return f"{first} {rng.choice('ABCDEFGHJKLMNPRSTVW')}. {g._word('surname')[0]}"
-    if r < 0.85:
-        return f"{rng.choice(_PERSON_TITLES)} {first} {g._word('surname')[0]}"
-    return f"{first} {g._coined(5, 10)}"
+
+    return _ladder(
+        rng.random(),
+        (0.5, lambda: f"{first} {g._word('surname')[0]}"),
+        (0.65, double_surname),
+        (0.75, lambda: f"{first} {rng.choice('ABCDEFGHJKLMNPRSTVW')}. {g._word('surname')[0]}"),
+        (0.85, lambda: f"{rng.choice(_PERSON_TITLES)} {first} {g._word('surname')[0]}"),
+        otherwise=lambda: f"{first} {g._coined(5, 10)}")
 
 
 def _place_name(g: NameParts) -> str:
     rng = g.rng
-    r = rng.random()
-    if r < 0.25:
-        return f"{rng.choice(_PLACE_PREFIXES)} {g._coined()}"
-    if r < 0.45:
-        return g._coined(5, 10)
-    if r < 0.65:
-        return g._compound(W.PLACE_STEMS, W.PLACE_ENDINGS)
-    if r < 0.8:
-        return f"{g._coined()} {rng.choice(_PLACE_SUFFIXES)}"
-    if r < 0.9:
-        return f"{g._name_form('{Adj}')} {rng.choice(_PLACE_SUFFIXES)}"
-    return f"{rng.choice(_PLACE_PREFIXES)} {g._compound(W.PLACE_STEMS, W.PLACE_ENDINGS)}"
+    return _ladder(
+        rng.random(),
+        (0.25, lambda: f"{rng.choice(_PLACE_PREFIXES)} {g._coined()}"),
+        (0.45, lambda: g._coined(5, 10)),
+        (0.65, lambda: g._compound(W.PLACE_STEMS, W.PLACE_ENDINGS)),
+        (0.8, lambda: f"{g._coined()} {rng.choice(_PLACE_SUFFIXES)}"),
+        (0.9, lambda: f"{g._name_form('{Adj}')} {rng.choice(_PLACE_SUFFIXES)}"),
+        otherwise=lambda: f"{rng.choice(_PLACE_PREFIXES)} {g._compound(W.PLACE_STEMS, W.PLACE_ENDINGS)}")
 
 
 def _product_name(g: NameParts) -> str:
     rng = g.rng
-    r = rng.random()
-    if r < 0.35:
-        return f"{g._compound(W.PRODUCT_STEMS, W.PRODUCT_HEADS)} {rng.choice(_PRODUCT_CODES)}"
-    if r < 0.55:
-        return f"{g._coined()} {rng.choice(_PRODUCT_CODES)}"
-    if r < 0.75:
-        return g._compound(W.PRODUCT_STEMS, W.PRODUCT_HEADS)
-    if r < 0.85:
-        return f"The {g._coined()}"
-    return f"{g._word('adj')[0].capitalize()}{rng.choice(W.PRODUCT_HEADS)} {rng.choice(_PRODUCT_CODES)}"
+    return _ladder(
+        rng.random(),
+        (0.35, lambda: f"{g._compound(W.PRODUCT_STEMS, W.PRODUCT_HEADS)} {rng.choice(_PRODUCT_CODES)}"),
+        (0.55, lambda: f"{g._coined()} {rng.choice(_PRODUCT_CODES)}"),
+        (0.75, lambda: g._compound(W.PRODUCT_STEMS, W.PRODUCT_HEADS)),
+        (0.85, lambda: f"The {g._coined()}"),
+        otherwise=lambda: f"{g._word('adj')[0].capitalize()}{rng.choice(W.PRODUCT_HEADS)} {rng.choice(_PRODUCT_CODES)}")
 
 
 def _project_name(g: NameParts) -> str:
