@@ -75,7 +75,7 @@ def _validation_generator(seed: int):
 
 
 def _person(g) -> str:
-    from kblam_integrations.training.synthetic import _person_name
+    from kblam_integrations.training.synthetic.names import _person_name
 
     return _person_name(g)
 
