@@ -450,8 +450,8 @@ def run_family(model, name: str, methods: list[str], sources: list[tuple[str, li
     from kblam_integrations.training.evaluate import evaluate
 
     gc.collect()
-    base = C.rss_mb()
     C.reset_peak()
+    base = C.rss_mb()  # after the reset: the peak starts at this RSS
     t0, cpu0 = time.perf_counter(), time.process_time()
     if name == "kblam":
         fam = KBLaMFamily(model, methods, max_new_tokens)

@@ -140,6 +140,10 @@ def test_keys_only_storage_retrieves_the_same_and_round_trips(tmp_path):
     kb.remove(snap.triples[0].id)
     edited = keys_only.snapshot()
     assert len(edited) == 64 and not has_values(edited.values)
+    kb.add_many(_triples(1, start=200))  # a one-triple edit stays keys-only too
+    kb.remove(edited.triples[0].id)
+    edited = keys_only.snapshot()
+    assert len(edited) == 64 and not has_values(edited.values)
     path = keys_only.save(tmp_path / "keys_only.safetensors")
     full_path = KBManager(kb, model.encoder).save(tmp_path / "full.safetensors")
     value_bytes = edited.keys.numel() * edited.keys.element_size()  # values have the keys' shape

@@ -28,8 +28,8 @@ from ..memory import check_memory
 from .cache_file import (CACHE_FORMAT, VERIFY_SAMPLES, first_non_finite, read_cache,  # noqa: F401 - re-exported
                          read_cached_triples, write_cache)
 from .kb_encoder import KBEncoder
-from .tokens import (KBTokens, empty_tokens, gather_and_append, has_values, is_layer_major,  # noqa: F401
-                     layer_major)
+from .tokens import (KBTokens, absent_values, empty_tokens, gather_and_append, has_values,  # noqa: F401
+                     is_layer_major, layer_major)
 
 class KBManager:
     """Own a :class:`KnowledgeBase` and its encoded knowledge tokens.
@@ -189,7 +189,8 @@ class KBManager:
         emb, ids = cached.key_embeddings, cached.ids
         if [t.id for t in current] == [t.id for t in triples]:
             k = layer_major(keys, dtype)
-            v = layer_major(values, dtype) if has_values(values) else values.to(dtype)
+            v = layer_major(values, dtype) if has_values(values) else absent_values(len(current), keys.shape[1],
+                                                                                     keys.shape[2], dtype=dtype)
         else:
             order = {t.id: i for i, t in enumerate(triples)}
             index = torch.tensor([order[t.id] for t in current], dtype=torch.long)

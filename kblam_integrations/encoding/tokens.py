@@ -30,12 +30,13 @@ def absent_values(n: int, layers: int, dim: int, *, dtype: torch.dtype = torch.f
     """Value tokens of a KB stored keys-only: a zero-stride ``[n, layers, dim]`` view of one zero
     row (no memory). For models that never read value tokens: the retrieval pass reads keys only,
     grounded mode reads the facts' text and pure mode the backbone's own states."""
-    return torch.zeros(1, layers, dim, dtype=dtype, device=device).expand(n, layers, dim)
+    # stride 0 along the triples at every size (``expand`` keeps a real stride for n <= 1)
+    return torch.zeros(layers * dim, dtype=dtype, device=device).as_strided((n, layers, dim), (0, dim, 1))
 
 
 def has_values(t: torch.Tensor) -> bool:
-    """Whether value tokens are stored (not :func:`absent_values`)."""
-    return t.shape[0] <= 1 or t.stride(0) != 0
+    """Whether value tokens are stored (not :func:`absent_values`, whose triples all share one zero row)."""
+    return not (t.dim() == 3 and t.stride(0) == 0)
 
 
 def is_layer_major(t: torch.Tensor) -> bool:
