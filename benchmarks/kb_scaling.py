@@ -90,15 +90,15 @@ def random_kb_tokens(model, n: int, seed: int = 0, *, values: bool = True):
     """
     import torch
 
-    from kblam_integrations.encoding.manager import KBTokens, empty_tokens
+    from kblam_integrations.encoding.tokens import KBTokens, absent_values, empty_tokens
 
     layers, dim = model.adapters.num_kb_layers, model.adapters.kb_dim
     gen = torch.Generator().manual_seed(seed)
     keys = empty_tokens(n, layers, dim, dtype=torch.float16)
     if values:
         vals = empty_tokens(n, layers, dim, dtype=torch.float16)
-    else:  # a zero-stride view: shape of the values, no memory
-        vals = torch.zeros(1, layers, dim, dtype=torch.float16).expand(n, layers, dim)
+    else:  # keys only, as KBManager stores them when values are never read
+        vals = absent_values(n, layers, dim, dtype=torch.float16)
     for j in range(layers):
         keys[:, j].normal_(0.0, 0.5, generator=gen)
         if values:

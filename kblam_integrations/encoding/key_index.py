@@ -107,12 +107,11 @@ class KeyIndex:
         return self.ntotal * (self.dim * 4 + 8) + lists * self.dim * 4
 
     # ------------------------------------------------------------------ search
-    def search(self, vectors: torch.Tensor, k: int, *, nprobe: int | None = None) -> torch.Tensor:
-        """Ids ``[Q, k]`` of the largest inner products with ``vectors`` ``[Q, E]`` (-1 where fewer exist);
-        ``nprobe``: IVF lists to search (default ``self.nprobe``)."""
+    def search(self, vectors: torch.Tensor, k: int) -> torch.Tensor:
+        """Ids ``[Q, k]`` of the largest inner products with ``vectors`` ``[Q, E]`` (-1 where fewer exist)."""
         with self._lock:
             if self.kind == "ivf":
-                self.index.nprobe = min(nprobe or self.nprobe, self.index.nlist)
+                self.index.nprobe = min(self.nprobe, self.index.nlist)
             _, found = self.index.search(_as_f32(vectors), max(1, min(k, max(self.ntotal, 1))))
         return torch.from_numpy(found)
 
