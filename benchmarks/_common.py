@@ -88,14 +88,20 @@ def reset_peak() -> bool:
         return False
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size since the last :func:`reset_peak` (else since start), MiB."""
+def peak_rss_mb(at_least: float = 0.0) -> float:
+    """Peak resident set size since the last :func:`reset_peak` (else since start), MiB.
+
+    The kernel batches RSS counters per CPU, so ``VmHWM`` can read a few hundred KiB
+    below an RSS read moments earlier; a peak is never below an RSS seen in the same
+    window, so pass that reading (e.g. the base taken after the reset) as ``at_least``.
+    """
     try:
-        return _status_kb("VmHWM") / 1024
+        peak = _status_kb("VmHWM") / 1024
     except (OSError, KeyError):
         import resource
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return max(peak, rss_mb(), at_least)
 
 
 # ---------------------------------------------------------------------------- timing

@@ -484,7 +484,7 @@ def run_family(model, name: str, methods: list[str], sources: list[tuple[str, li
                                          f"the benchmark {first['answer_accuracy']}")
     except _DoesNotFit as exc:
         note = str(exc)
-    peak = C.peak_rss_mb()
+    peak = C.peak_rss_mb(at_least=base)
     rows = []
     for m in methods:
         row: dict[str, Any] = {"method": m, "fits": note is None, "base_rss_mb": base,
