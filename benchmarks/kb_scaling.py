@@ -123,7 +123,7 @@ def indexed_kb_tokens(model, n: int, kind: str, seed: int = 0):
     emb = torch.nn.functional.normalize(torch.randn(n, model.config.encoder_dim, generator=gen), dim=-1)
     ids = torch.arange(n)
     t0 = time.perf_counter()
-    index = KeyIndex.build(emb, ids, kind, nprobe=model.config.kb_index_nprobe)
+    index = KeyIndex.build(emb, ids, kind, nprobe=model.config.kb_index_nprobe, metric=model.encoder.index_metric())
     build_s = time.perf_counter() - t0
     return KBTokens(0, full.triples, full.keys, full.values, emb.half(), ids, index), build_s
 

@@ -21,7 +21,9 @@ Methods (all rows of one run share the KB, the questions and the load):
 * ``cosine``: the question's MiniLM embedding against the key embeddings (faiss flat
   inner product on normalised vectors: the RAG baseline's key index).
 
-``top1``/``top5`` carry Wilson 95% intervals. ``top1_reranked`` (KBLaM rows): the attention's
+``top1``/``top5`` carry Wilson 95% intervals. ``top1_agreement`` (index rows, when ``kblam``
+runs before them): the share of questions whose top-1 triple is the exact scan's, the
+index's fidelity whether or not that triple is the right one. ``top1_reranked`` (KBLaM rows): the attention's
 top 5 ordered by question-key cosine, the order grounded and pure mode answer from
 (``grounded_rerank``). Writes ``docs/benchmarks/retrieval_scaling.json`` and ``.md``.
 """
@@ -44,6 +46,7 @@ DEFAULT_OUT = C.DOCS_DIR / "retrieval_scaling.json"
 INDEX_KINDS = {"kblam-index-ivf": "ivf", "kblam-index-flat": "flat"}
 COLUMNS = [("method", "method"), ("kb_size", "KB size"), ("questions", "questions"), ("top1", "top-1"),
            ("top1_ci", "top-1 95% CI"), ("top5", "top-5"), ("top1_reranked", "top-1 reranked"),
+           ("top1_agreement", "top-1 = exact scan's"),
            ("index_build_s", "index build (s)"),
            ("seconds", "retrieval time (s)")]
 
@@ -111,7 +114,8 @@ def tokens_for(model, kb, emb, index_kind: str | None):
     index, build_s = None, None
     if index_kind:
         t0 = time.perf_counter()
-        index = KeyIndex.build(emb, ids, index_kind, nprobe=model.config.kb_index_nprobe)
+        index = KeyIndex.build(emb, ids, index_kind, nprobe=model.config.kb_index_nprobe,
+                               metric=model.encoder.index_metric())
         build_s = time.perf_counter() - t0
     return KBTokens(-1, tuple(kb), keys, keys, emb.half(), ids, index), build_s
 
@@ -125,7 +129,7 @@ def rank_rows(scores, kb, asked) -> tuple[int, int]:
     return sum(t[0] == h for t, h in zip(top, hits)), sum(h in t for t, h in zip(top, hits))
 
 
-def measure(model, kb, emb, asked, method: str) -> dict:
+def measure(model, kb, emb, asked, method: str, exact_top1=None) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -151,6 +155,9 @@ def measure(model, kb, emb, asked, method: str) -> dict:
            "top5": h5 / n, "top5_ci": wilson(h5, n), "index_build_s": build_s, "seconds": round(seconds, 2)}
     if method != "cosine":
         row["top1_reranked"] = reranked_top1(model, scores, emb, kb, asked)
+        row["top1_rows"] = scores.argmax(1).tolist()
+    if method in INDEX_KINDS and exact_top1 is not None:
+        row["top1_agreement"] = sum(a == b for a, b in zip(row["top1_rows"], exact_top1)) / n
     return row
 
 
@@ -212,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in sorted(args.sizes):
         kb, emb = subset(kb_all, emb_all, asked, size)
+        exact_top1 = None
         for method in args.methods:
-            row = measure(model, kb, emb, asked, method)
+            row = measure(model, kb, emb, asked, method, exact_top1)
+            if method == "kblam":
+                exact_top1 = row["top1_rows"]
             row.update(run_id=run_id, nprobe=model.config.kb_index_nprobe,
                        candidates=model.config.kb_index_candidates,
                        layer_queries=model.config.kb_index_layer_queries)

@@ -151,3 +151,51 @@ def test_keys_only_storage_retrieves_the_same_and_round_trips(tmp_path):
     loaded = KBManager.load(path, model.encoder)
     assert not loaded.store_values and not has_values(loaded.snapshot().values)
     torch.testing.assert_close(loaded.snapshot().keys, edited.keys)
+
+
+def test_one_layer_index_search_is_the_exact_layernormed_key_score():
+    """With one KB layer, dividing each embedding by its key norm makes the index's inner
+    product the attention logit itself (LayerNorm included), so a flat search is exact MIPS
+    over the keys; raw embeddings would only approximate it."""
+    from kblam_integrations.encoding.key_index import KeyIndex, KeySearch, key_norm_metric, key_projections
+
+    g = torch.Generator().manual_seed(0)
+    emb_dim, kb_dim, n = 32, 16, 500
+    weight = torch.randn(kb_dim, emb_dim, generator=g)
+    emb = torch.randn(n, emb_dim, generator=g) * torch.rand(n, 1, generator=g).add(0.2)  # varied norms
+    keys = torch.nn.functional.layer_norm(emb @ weight.T, (kb_dim,))  # what the key adapter stores
+    proj = key_projections(weight, 1, kb_dim)
+    index = KeyIndex.build(emb, torch.arange(n) + 1000, "flat", metric=key_norm_metric(proj))
+    search = KeySearch(index, torch.arange(n) + 1000, emb, proj, candidates=5, tail_sample=n)
+    queries = torch.randn(1, 8, kb_dim, generator=g)
+    exact = (queries[0] @ keys.T).topk(5).indices
+    found = search.index.search(torch.einsum("bd,de->be", queries[0], proj[0]), 5) - 1000
+    assert torch.equal(found, exact)
+    rows = search.candidates(queries, scaling=1.0)
+    assert all(set(exact[i].tolist()) <= set(rows[i].tolist()) for i in range(8))
+
+
+def test_format_3_index_of_raw_embeddings_is_rebuilt_on_load(tmp_path):
+    """A format-3 file indexed the raw embeddings: its index is rebuilt from the verified
+    key embeddings instead of being refused or used as it is."""
+    from kblam_integrations.encoding.cache_file import _sha256
+    from kblam_integrations.encoding.key_index import KeyIndex
+    from kblam_integrations.encoding.manager import KBManager
+
+    model = tiny_chat_kblam(kb_index="flat", kb_index_min_size=1)
+    manager = model.kb_manager(KnowledgeBase(_triples(60)))
+    snap = manager.snapshot()
+    path = manager.save(tmp_path / "kb.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    raw = KeyIndex.build(snap.key_embeddings, snap.ids, "flat").to_tensor()
+    save_file({**tensors, "key_index": raw}, str(tmp_path / "v3.safetensors"),
+              metadata={**meta, "format": "kblam-encoded-kb/3", "sha256_key_index": _sha256(raw)})
+    loaded = KBManager.load(tmp_path / "v3.safetensors", model.encoder).snapshot()
+    assert loaded.index is not None and loaded.index.kind == "flat" and loaded.index.metric is not None
+    loaded.index.verify(loaded.key_embeddings, loaded.ids, samples=60)
+    # the same raw index under the current format is refused: its vectors are not the stored ones
+    save_file({**tensors, "key_index": raw}, str(tmp_path / "v4.safetensors"),
+              metadata={**meta, "sha256_key_index": _sha256(raw)})
+    with pytest.raises(CacheIntegrityError, match="key embedding"):
+        KBManager.load(tmp_path / "v4.safetensors", model.encoder)

@@ -17,7 +17,7 @@ from ..kb.knowledge_base import KnowledgeBase
 from ..kb.triple import Triple
 from ..memory import check_memory
 from .kb_encoder import KBEncoder
-from .key_index import KeyIndex
+from .key_index import INDEX_KINDS, KeyIndex
 from .tokens import KBTokens, absent_values, has_values
 
 #: Format marker of encoded-KB caches. Layout (one safetensors file, never pickle):
@@ -28,18 +28,20 @@ from .tokens import KBTokens, absent_values, has_values
 #:   tensor, not the safetensors header, whose 100 MB cap would stop at ~430k triples);
 #:   A KB stored keys-only (:func:`~.tokens.absent_values`) has ``values`` ``[layers, 0, kb_dim]``
 #:   and the header ``values: absent``;
-#: * ``key_embeddings`` ``[N, encoder_dim]`` and ``ids`` ``[N]`` int64 (format 3; absent in
+#: * ``key_embeddings`` ``[N, encoder_dim]`` and ``ids`` ``[N]`` int64 (format 3 on; absent in
 #:   format 2 files, which still load, without an index);
 #: * ``key_index``: uint8, the serialised faiss :class:`~.key_index.KeyIndex` (optional;
-#:   header ``index_kind``);
+#:   header ``index_kind``); format 4 stores the embeddings divided by their key norm
+#:   (``KeyIndex.metric``); a format-3 index of raw embeddings is rebuilt on load from the
+#:   verified key embeddings;
 #: * header: format, encoder fingerprint, count/layers/dim/dtype and the SHA-256 of
 #:   each tensor.
 #:
 #: :func:`read_cache` verifies all of it, plus finiteness, ids against their text,
 #: a re-encoded sample of triples against their stored tokens and key embeddings, and
 #: the index against the ids and embeddings.
-CACHE_FORMAT = "kblam-encoded-kb/3"
-_READABLE_FORMATS = ("kblam-encoded-kb/2", CACHE_FORMAT)
+CACHE_FORMAT = "kblam-encoded-kb/4"
+_READABLE_FORMATS = ("kblam-encoded-kb/2", "kblam-encoded-kb/3", CACHE_FORMAT)
 _REQUIRED = {"keys", "values", "triples"}
 _OPTIONAL = {"key_embeddings", "ids", "key_index"}
 _TOKEN_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
@@ -143,7 +145,7 @@ def read_cache(path: str | os.PathLike, encoder: KBEncoder, *, kb: KnowledgeBase
     keys, values = keys_lm.transpose(0, 1), values_lm.transpose(0, 1)  # [N, L, D], layer-major
     if meta.get("values") == "absent":
         values = absent_values(count, keys.shape[1], keys.shape[2], dtype=keys.dtype)
-    emb, ids, index = _read_index_parts(meta, tensors, count, encoder.adapters.encoder_dim, path)
+    emb, ids, index = _read_index_parts(meta, tensors, count, encoder, path)
     if verify_samples > 0 and triples:
         _spot_check(encoder, triples, keys, values, verify_samples, path, emb)
     if kb is not None:
@@ -151,8 +153,9 @@ def read_cache(path: str | os.PathLike, encoder: KBEncoder, *, kb: KnowledgeBase
     return CachedKB(triples, keys, values, emb, ids, index)
 
 
-def _read_index_parts(meta: dict, tensors: dict, count: int, dim: int, path: Path):
-    """Key embeddings, ids and index of a format-3 file (None for what is not stored), checked."""
+def _read_index_parts(meta: dict, tensors: dict, count: int, encoder: KBEncoder, path: Path):
+    """Key embeddings, ids and index of a format-3/4 file (None for what is not stored), checked."""
+    dim = encoder.adapters.encoder_dim
     emb, ids = tensors.get("key_embeddings"), tensors.get("ids")
     if (emb is None) != (ids is None):
         raise CacheIntegrityError("key_embeddings and ids are stored together", path=path, field="ids")
@@ -166,9 +169,16 @@ def _read_index_parts(meta: dict, tensors: dict, count: int, dim: int, path: Pat
     if ids.dtype != torch.int64 or list(ids.shape) != [count] or len(torch.unique(ids)) != count:
         raise CacheIntegrityError(f"ids must be {count} distinct int64 values", path=path, field="ids")
     index = None
-    if "key_index" in tensors:
+    if "key_index" in tensors and meta.get("format") == "kblam-encoded-kb/3":
+        # format 3 indexed the raw embeddings; the embeddings are verified, the index is derived from them
+        kind = meta.get("index_kind", "")
+        if kind not in INDEX_KINDS:
+            raise CacheIntegrityError(f"unknown key index kind {kind!r}", path=path, field="key_index")
+        index = KeyIndex.build(emb, ids, kind, metric=encoder.index_metric())
+    elif "key_index" in tensors:
         try:
-            index = KeyIndex.from_tensor(tensors["key_index"], meta.get("index_kind", ""), dim)
+            index = KeyIndex.from_tensor(tensors["key_index"], meta.get("index_kind", ""), dim,
+                                         metric=encoder.index_metric())
             index.verify(emb, ids)
         except CacheIntegrityError as exc:
             raise CacheIntegrityError(str(exc).split(" (")[0], path=path, field="key_index") from None

@@ -10,6 +10,7 @@ import torch
 
 from ..kb.triple import Triple
 from .adapters import KnowledgeAdapters
+from .key_index import key_norm_metric, key_projections
 from .tokens import absent_values, empty_tokens
 
 _PROGRESS_THRESHOLD = 2048
@@ -102,6 +103,15 @@ class KBEncoder:
             key_embeddings[lo:hi] = key_emb
         self.triples_encoded += n
         return keys, value_tokens, key_embeddings
+
+    def key_projections(self) -> torch.Tensor:
+        """``[layers, kb_dim, E]`` each KB layer's centred key map (see :mod:`.key_index`)."""
+        a = self.adapters
+        return key_projections(a.key.weight, a.num_kb_layers, a.kb_dim)
+
+    def index_metric(self) -> torch.Tensor:
+        """The key adapter's ``[E, E]`` norm metric a :class:`~.key_index.KeyIndex` stores its vectors under."""
+        return key_norm_metric(self.key_projections())
 
     @property
     def fingerprint(self) -> str:

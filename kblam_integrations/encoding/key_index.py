@@ -6,9 +6,14 @@ centring matrix. The score of a KB query ``q`` against it is therefore
 ``(W_j^T C q) . e / sigma_j(e)``: an inner product in the encoder's space up to the
 per-triple norm ``sigma_j(e)``. One index over the ``[N, encoder_dim]`` key embeddings
 (384 floats per triple, not ``layers x kb_dim``) thus serves every KB layer: layer
-``j``'s query is mapped by ``P_j = C W_j`` and searched. Because ``sigma_j`` varies a
-little from triple to triple, the search returns *candidates* (a few dozen); the
-attention side then scores those candidates exactly against their stored keys
+``j``'s query is mapped by ``P_j = C W_j`` and searched. The index stores ``e / rho(e)``,
+with ``rho(e)^2 = mean_j sigma_j(e)^2 = e^T M e`` (``M``: :func:`key_norm_metric`, one
+``E x E`` matrix, so a triple's norm costs ``E^2`` and not ``layers x kb_dim x E``): the
+LayerNorm's division is thus folded in up to the ratio ``sigma_j(e) / rho(e)``, which
+varies far less across triples than ``sigma_j`` itself (a triple with small key norms
+draws attention from many questions and would be missed by a search over raw ``e``).
+The search still only returns *candidates* (a few dozen); the attention side then scores
+those exactly against their stored keys
 (:mod:`kblam_integrations.attention.indexed_scoring`).
 
 Kinds: ``"flat"`` (exact inner-product search, for checks and small KBs) and ``"ivf"``
@@ -33,6 +38,8 @@ _POINTS_PER_LIST = 39
 _TRAIN_POINTS_PER_LIST = 64
 #: Inverted lists at most: k-means cost grows with lists x training points.
 _MAX_LISTS = 4096
+#: Embeddings mapped at a time (bounds the memory of building a 1M-triple index).
+_CHUNK = 65536
 
 
 def _faiss():
@@ -48,23 +55,49 @@ def default_nlist(n: int) -> int:
 
 
 class KeyIndex:
-    """A faiss inner-product index over key embeddings, addressed by stable int64 ids."""
+    """A faiss inner-product index over key embeddings, addressed by stable int64 ids.
 
-    def __init__(self, index, kind: str, dim: int, nprobe: int = 16):
+    ``metric``: the ``[E, E]`` :func:`key_norm_metric` of the key adapter; the index then
+    holds each embedding divided by its key norm ``rho(e)`` (see the module docstring).
+    Without it the embeddings are stored as they are.
+    """
+
+    def __init__(self, index, kind: str, dim: int, nprobe: int = 16, *, metric: torch.Tensor | None = None):
         if kind not in INDEX_KINDS:
             raise ConfigError(f"kb_index must be one of {INDEX_KINDS}, got {kind!r}")
+        if metric is not None and tuple(metric.shape) != (dim, dim):
+            raise ConfigError(f"the key norm metric must be [{dim}, {dim}], got {list(metric.shape)}")
         self.index, self.kind, self.dim = index, kind, dim
         self.nprobe = nprobe
+        self.metric = None if metric is None else metric.detach().float().cpu()
         self._lock = threading.Lock()  # faiss indexes are not safe to search while being changed
+
+    def row_norms(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """``[N]`` each embedding's key norm ``rho(e)`` (ones without a metric)."""
+        if self.metric is None:
+            return torch.ones(len(embeddings))
+        out = torch.empty(len(embeddings))
+        for lo in range(0, len(embeddings), _CHUNK):
+            e = embeddings[lo:lo + _CHUNK].detach().float().cpu()
+            out[lo:lo + _CHUNK] = ((e @ self.metric) * e).sum(-1).clamp_min(1e-12).sqrt()
+        return out
+
+    def stored_vectors(self, embeddings: torch.Tensor) -> np.ndarray:
+        """What the index holds for ``embeddings``: each divided by its key norm."""
+        x = _as_f32(embeddings)
+        if self.metric is None:
+            return x
+        return x / self.row_norms(embeddings).numpy()[:, None]  # a new array: x may share the caller's memory
 
     # ------------------------------------------------------------ construction
     @classmethod
     def build(cls, embeddings: torch.Tensor, ids: torch.Tensor, kind: str = "ivf", *, nlist: int | None = None,
-              nprobe: int = 16, seed: int = 0) -> "KeyIndex":
+              nprobe: int = 16, seed: int = 0, metric: torch.Tensor | None = None) -> "KeyIndex":
         """An index of ``embeddings`` ``[N, E]`` under ``ids`` ``[N]`` (IVF lists trained on a sample)."""
         faiss = _faiss()
-        x = _as_f32(embeddings)
-        n, dim = x.shape
+        n, dim = embeddings.shape
+        out = cls(None, kind, dim, nprobe, metric=metric)
+        x = out.stored_vectors(embeddings)
         if kind == "flat":
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         elif kind == "ivf":
@@ -80,15 +113,16 @@ class KeyIndex:
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # removal and lookup by id
         else:
             raise ConfigError(f"kb_index must be one of {INDEX_KINDS}, got {kind!r}")
-        out = cls(index, kind, dim, nprobe)
-        out.add(embeddings, ids)
+        out.index = index
+        if len(ids):
+            index.add_with_ids(x, _as_ids(ids))
         return out
 
     def add(self, embeddings: torch.Tensor, ids: torch.Tensor) -> None:
         """Add triples (their ids must not be in the index yet)."""
         if len(ids):
             with self._lock:
-                self.index.add_with_ids(_as_f32(embeddings), _as_ids(ids))
+                self.index.add_with_ids(self.stored_vectors(embeddings), _as_ids(ids))
 
     def remove(self, ids: torch.Tensor | Sequence[int]) -> None:
         """Remove triples by id (unknown ids are ignored)."""
@@ -122,14 +156,15 @@ class KeyIndex:
             return torch.from_numpy(_faiss().serialize_index(self.index).copy())
 
     @classmethod
-    def from_tensor(cls, blob: torch.Tensor, kind: str, dim: int, *, nprobe: int = 16) -> "KeyIndex":
+    def from_tensor(cls, blob: torch.Tensor, kind: str, dim: int, *, nprobe: int = 16,
+                    metric: torch.Tensor | None = None) -> "KeyIndex":
         index = _faiss().deserialize_index(np.ascontiguousarray(blob.numpy()))
         if int(index.d) != dim:
             raise CacheIntegrityError(f"the key index has dimension {index.d}, the key embeddings {dim}",
                                       field="key_index")
         if kind not in INDEX_KINDS or (kind == "ivf") != hasattr(index, "nprobe"):
             raise CacheIntegrityError(f"the key index is not of the stored kind {kind!r}", field="key_index")
-        return cls(index, kind, dim, nprobe)
+        return cls(index, kind, dim, nprobe, metric=metric)
 
     def verify(self, embeddings: torch.Tensor, ids: torch.Tensor, samples: int = 8) -> None:
         """Raise :class:`CacheIntegrityError` unless the index holds exactly ``ids``, each with its embedding
@@ -144,7 +179,7 @@ class KeyIndex:
             except RuntimeError:
                 raise CacheIntegrityError(f"the key index has no vector for triple #{r}", field="key_index",
                                           record=f"#{r}") from None
-            want = _as_f32(embeddings[r:r + 1])[0]
+            want = self.stored_vectors(embeddings[r:r + 1])[0]
             if not np.allclose(stored, want, atol=1e-3):
                 raise CacheIntegrityError(f"the key index's vector for triple #{r} is not its key embedding",
                                           field="key_index", record=f"#{r}")
@@ -166,7 +201,8 @@ class KeySearch:
         ids: ``[N]`` id of each row of the snapshot (ids the index returns for triples not
             in this snapshot, e.g. added since, are dropped).
         embeddings: ``[N, E]`` the snapshot's key embeddings (a sample sets each layer's
-            typical key norm, which puts the layers' queries on one scale).
+            typical key norm relative to the index's ``rho``, which puts the layers' queries
+            on the scale of their true scores).
         projections: ``[layers, kb_dim, E]`` the per-layer ``C W_j`` (see the module docstring).
         candidates: rows searched for each KB layer's query (when ``layer_queries``) and, 4x as
             many, for their sum.
@@ -185,8 +221,9 @@ class KeySearch:
         self.tail_rows = torch.randperm(n, generator=g)[: min(tail_sample, n)].sort().values
         sample = embeddings[self.tail_rows].float()  # [m, E]
         kb_dim = projections.shape[1]
-        # sigma_j(e) = |C W_j e| / sqrt(kb_dim): LayerNorm divides the key by it
-        self.key_norm = torch.einsum("lde,me->lmd", projections, sample).norm(dim=-1).mean(1) / math.sqrt(kb_dim)
+        # sigma_j(e) = |C W_j e| / sqrt(kb_dim): LayerNorm divides the key by it, the index by rho(e)
+        sigma = torch.einsum("lde,me->lmd", projections, sample).norm(dim=-1) / math.sqrt(kb_dim)  # [L, m]
+        self.key_norm = (sigma / index.row_norms(sample)).mean(1)
         self._tail_keys: torch.Tensor | None = None
 
     def candidates(self, queries: torch.Tensor, scaling: float) -> torch.Tensor:
@@ -214,6 +251,14 @@ class KeySearch:
         if self._tail_keys is None:
             self._tail_keys = keys[self.tail_rows.to(keys.device)].float().permute(1, 2, 0).contiguous()
         return self.tail_rows.to(keys.device), self._tail_keys
+
+
+def key_norm_metric(projections: torch.Tensor) -> torch.Tensor:
+    """``M = sum_j P_j^T P_j / (layers x kb_dim)`` ``[E, E]`` from :func:`key_projections`: ``e^T M e``
+    is the mean over KB layers of ``sigma_j(e)^2`` (see the module docstring)."""
+    layers, kb_dim, _ = projections.shape
+    p = projections.detach().float()
+    return torch.einsum("lde,ldf->ef", p, p) / (layers * kb_dim)
 
 
 def key_projections(key_weight: torch.Tensor, num_layers: int, kb_dim: int) -> torch.Tensor:

@@ -111,7 +111,7 @@ class KBManager:
             return None
         from .key_index import KeyIndex
 
-        return KeyIndex.build(emb, ids, self.index_kind)
+        return KeyIndex.build(emb, ids, self.index_kind, metric=self.encoder.index_metric())
 
     def _check_memory(self, new: int, kept: int) -> None:
         """Refuse up front an encode whose token tensors cannot fit (see :func:`check_memory`)."""

@@ -21,7 +21,7 @@ from ..attention.context import KBContext, use_kb
 from ..attention.injection import inject_kb_attention
 from ..encoding.adapters import KnowledgeAdapters
 from ..encoding.kb_encoder import KBEncoder
-from ..encoding.key_index import KeyIndex, KeySearch, key_projections
+from ..encoding.key_index import KeyIndex, KeySearch
 from ..encoding.manager import KBManager, KBTokens
 from ..encoding.value_states import ValueStateEncoder
 from ..errors import ConfigError
@@ -143,7 +143,8 @@ class KBLaMModel(nn.Module):
         ids = torch.arange(len(triples))
         index = None
         if self.config.kb_index is not None and len(triples) >= max(1, self.config.kb_index_min_size):
-            index = KeyIndex.build(emb, ids, self.config.kb_index, nprobe=self.config.kb_index_nprobe)
+            index = KeyIndex.build(emb, ids, self.config.kb_index, nprobe=self.config.kb_index_nprobe,
+                                   metric=self.encoder.index_metric())
         return KBTokens(version if version is not None else -1, triples, keys, values, emb, ids, index)
 
     def kb_context(self, tokens: KBTokens | None, *, record: bool = False, keep_logits: bool = False,
@@ -184,7 +185,7 @@ class KBLaMModel(nn.Module):
         if self._key_search is not None and self._key_search[0] is tokens:
             return self._key_search[1]
         search = KeySearch(tokens.index, tokens.ids, tokens.key_embeddings,
-                           key_projections(self.adapters.key.weight, len(self.config.kb_layers), self.config.kb_dim),
+                           self.encoder.key_projections(),
                            candidates=self.config.kb_index_candidates, tail_sample=self.config.kb_index_tail_sample,
                            layer_queries=self.config.kb_index_layer_queries)
         tokens.index.nprobe = self.config.kb_index_nprobe
