@@ -229,19 +229,22 @@ def main(argv: list[str] | None = None) -> int:
                        layer_queries=model.config.kb_index_layer_queries)
             rows.append(row)
             progress(json.dumps(row))
-            write(args.out, rows, threads, argv)
+            write(args.out, rows, threads, argv, args.questions)
     return 0
 
 
-def write(out: Path, rows: list[dict], threads: int, argv) -> None:
-    C.write_json(out, {"machine": C.machine_info(), "threads": threads, "questions_file": str(QUESTIONS.name),
+def write(out: Path, rows: list[dict], threads: int, argv, questions: Path = QUESTIONS) -> None:
+    C.write_json(out, {"machine": C.machine_info(), "threads": threads, "questions_file": questions.name,
                        "rows": rows})
     shown = [{**r, "top1_ci": f"[{r['top1_ci'][0]:.2f}, {r['top1_ci'][1]:.2f}]"} for r in rows]
-    cmd = "python benchmarks/retrieval_scaling.py " + " ".join(argv or [])
+    shown_args = list(sys.argv[1:] if argv is None else argv)
+    if "--cache-dir" in shown_args:  # a local path: not part of what reproduces the run
+        i = shown_args.index("--cache-dir")
+        del shown_args[i:i + 2]
+    cmd = "python benchmarks/retrieval_scaling.py " + " ".join(shown_args)
     out.with_suffix(".md").write_text(
         f"Measured with `{cmd.strip()}` ({threads} thread(s)), one run (`{rows[0]['run_id']}`): "
-        f"the {rows[0]['questions']} answerable questions of `{QUESTIONS.name}` unless the command names "
-        f"another file.\n\n"
+        f"the {rows[0]['questions']} answerable questions of `{questions.name}`.\n\n"
         + C.markdown_table(shown, COLUMNS) + "\n")
 
 
