@@ -41,7 +41,9 @@ from .tokens import KBTokens, absent_values, has_values
 #: a re-encoded sample of triples against their stored tokens and key embeddings, and
 #: the index against the ids and embeddings.
 CACHE_FORMAT = "kblam-encoded-kb/4"
-_READABLE_FORMATS = ("kblam-encoded-kb/2", "kblam-encoded-kb/3", CACHE_FORMAT)
+#: The last format whose index held the raw key embeddings (rebuilt on load).
+_RAW_INDEX_FORMAT = "kblam-encoded-kb/3"
+_READABLE_FORMATS = ("kblam-encoded-kb/2", _RAW_INDEX_FORMAT, CACHE_FORMAT)
 _REQUIRED = {"keys", "values", "triples"}
 _OPTIONAL = {"key_embeddings", "ids", "key_index"}
 _TOKEN_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
@@ -169,7 +171,7 @@ def _read_index_parts(meta: dict, tensors: dict, count: int, encoder: KBEncoder,
     if ids.dtype != torch.int64 or list(ids.shape) != [count] or len(torch.unique(ids)) != count:
         raise CacheIntegrityError(f"ids must be {count} distinct int64 values", path=path, field="ids")
     index = None
-    if "key_index" in tensors and meta.get("format") == "kblam-encoded-kb/3":
+    if "key_index" in tensors and meta.get("format") == _RAW_INDEX_FORMAT:
         # format 3 indexed the raw embeddings; the embeddings are verified, the index is derived from them
         kind = meta.get("index_kind", "")
         if kind not in INDEX_KINDS:

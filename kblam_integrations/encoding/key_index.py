@@ -76,18 +76,22 @@ class KeyIndex:
         """``[N]`` each embedding's key norm ``rho(e)`` (ones without a metric)."""
         if self.metric is None:
             return torch.ones(len(embeddings))
-        out = torch.empty(len(embeddings))
-        for lo in range(0, len(embeddings), _CHUNK):
-            e = embeddings[lo:lo + _CHUNK].detach().float().cpu()
-            out[lo:lo + _CHUNK] = ((e @ self.metric) * e).sum(-1).clamp_min(1e-12).sqrt()
-        return out
+        return torch.cat([self._norms(e) for e in _f32_chunks(embeddings)]) if len(embeddings) else torch.empty(0)
 
     def stored_vectors(self, embeddings: torch.Tensor) -> np.ndarray:
-        """What the index holds for ``embeddings``: each divided by its key norm."""
-        x = _as_f32(embeddings)
+        """What the index holds for ``embeddings``: each divided by its key norm (one fp32 copy,
+        filled chunk by chunk, so a 1M-triple build holds no second full-size array)."""
         if self.metric is None:
-            return x
-        return x / self.row_norms(embeddings).numpy()[:, None]  # a new array: x may share the caller's memory
+            return _as_f32(embeddings)
+        out = np.empty(tuple(embeddings.shape), dtype=np.float32)
+        lo = 0
+        for e in _f32_chunks(embeddings):
+            out[lo:lo + len(e)] = (e / self._norms(e)[:, None]).numpy()
+            lo += len(e)
+        return out
+
+    def _norms(self, e: torch.Tensor) -> torch.Tensor:
+        return ((e @ self.metric) * e).sum(-1).clamp_min(1e-12).sqrt()
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -183,6 +187,12 @@ class KeyIndex:
             if not np.allclose(stored, want, atol=1e-3):
                 raise CacheIntegrityError(f"the key index's vector for triple #{r} is not its key embedding",
                                           field="key_index", record=f"#{r}")
+
+
+def _f32_chunks(x: torch.Tensor):
+    """``x`` as fp32 CPU tensors of at most ``_CHUNK`` rows (bounds the working memory)."""
+    for lo in range(0, len(x), _CHUNK):
+        yield x[lo:lo + _CHUNK].detach().float().cpu()
 
 
 def _as_f32(x: torch.Tensor) -> np.ndarray:
